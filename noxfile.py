@@ -1,0 +1,81 @@
+"""Development sessions: ``nox -l`` lists them; ``nox`` runs tests, lint and typecheck."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+ROOT = Path(__file__).parent
+NODE_DIR = ROOT / "tests" / "interop" / "node"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the unit, in-memory and loopback tests (everything but tests/interop)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/interop"]))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check formatting and lint with ruff."""
+    session.install("ruff")
+    session.run("ruff", "format", "--check", ".")
+    session.run("ruff", "check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict on the package, tests, examples and this file."""
+    session.install("-e", ".[test,interop]", "mypy", "nox")
+    session.run("mypy")
+
+
+def _install_node_ws(session: nox.Session) -> None:
+    """Install Node's ``ws`` into tests/interop/node with the machine's npm."""
+    if shutil.which("npm") is None:
+        session.error("interop needs node and npm on PATH (Node's ws is the peer)")
+    session.run(
+        "npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(NODE_DIR),
+        external=True,
+    )  # fmt: skip
+
+
+def _install_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium with apt-get when it is missing."""
+    if shutil.which("chromium"):
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        session.error("chromium is missing and apt-get cannot install it here")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
+
+
+@nox.session
+def interop(session: nox.Session) -> None:
+    """Test against real peers: websockets, trio-websocket, Node's ws, headless chromium."""
+    session.install("-e", ".[interop]")
+    _install_node_ws(session)
+    _install_chromium(session)
+    session.run("pytest", *(session.posargs or ["tests/interop"]))
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every program in examples/ and check that each exits 0 within its timeout."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_examples.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark trio_wsext side by side with other Python WebSocket libraries."""
+    session.install("-e", ".", "websockets", "trio-websocket", "aiohttp", "picows")
+    session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,190 @@
+"""The exceptions that trio_wsext raises.
+
+The hierarchy::
+
+    WebSocketError
+    ├── ConnectionClosed            the connection is closed; ``.reason`` says how
+    ├── HandshakeError              the opening handshake failed
+    │   ├── ConnectionRejected      the server answered with a status other than 101
+    │   ├── ConnectionTimeout       connect + handshake took longer than connect_timeout
+    │   ├── InvalidHeader           a header is missing or has a wrong value
+    │   │   └── InvalidHeaderFormat a header breaks its grammar (RFC 6455 §9.1)
+    │   └── NegotiationError        an extension or subprotocol cannot be agreed
+    │       ├── DuplicateParameter
+    │       ├── InvalidParameterName
+    │       └── InvalidParameterValue
+    ├── DisconnectionTimeout        the peer did not finish the closing handshake in time
+    └── ProtocolError               the peer (or the caller) broke RFC 6455
+        └── PayloadTooBig           a message exceeds max_message_size (close code 1009)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .frames import CloseReason
+
+__all__ = [
+    "ConnectionClosed",
+    "ConnectionRejected",
+    "ConnectionTimeout",
+    "DisconnectionTimeout",
+    "DuplicateParameter",
+    "HandshakeError",
+    "InvalidHeader",
+    "InvalidHeaderFormat",
+    "InvalidParameterName",
+    "InvalidParameterValue",
+    "NegotiationError",
+    "PayloadTooBig",
+    "ProtocolError",
+    "WebSocketError",
+]
+
+
+class WebSocketError(Exception):
+    """Base class of every exception trio_wsext raises."""
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed, so the operation cannot go on.
+
+    Attributes:
+        reason: the :class:`~trio_wsext.frames.CloseReason` (code, name, reason).
+    """
+
+    def __init__(self, reason: CloseReason) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.reason)
+
+
+class HandshakeError(WebSocketError):
+    """The opening handshake failed."""
+
+
+class ConnectionRejected(HandshakeError):
+    """The server answered the opening handshake with a status other than 101.
+
+    Attributes:
+        status_code: the HTTP status code.
+        headers: the response headers, as ``(name, value)`` byte pairs.
+        body: the response body (possibly empty).
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | None,
+    ) -> None:
+        super().__init__(status_code, headers, body)
+        self.status_code = status_code
+        self.headers = list(headers)
+        self.body = body
+
+    def __str__(self) -> str:
+        text = f"server rejected WebSocket connection: HTTP {self.status_code}"
+        if self.body:
+            text += f": {self.body[:200].decode('utf-8', 'replace')}"
+        return text
+
+
+class ConnectionTimeout(HandshakeError):
+    """Opening the connection (TCP connect and handshake) took too long."""
+
+
+class DisconnectionTimeout(WebSocketError):
+    """The peer did not complete the closing handshake within the timeout."""
+
+
+class InvalidHeader(HandshakeError):
+    """A handshake header is missing or has an unacceptable value.
+
+    Attributes:
+        name: the header's name.
+        value: the offending value, or ``None`` when the header is missing.
+    """
+
+    def __init__(self, name: str, value: str | None = None, detail: str | None = None) -> None:
+        self.name = name
+        self.value = value
+        self.detail = detail
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        if self.value is None:
+            return f"missing {self.name} header"
+        if self.detail:
+            return f"invalid {self.name} header: {self.detail}"
+        return f"invalid {self.name} header: {self.value!r}"
+
+
+class InvalidHeaderFormat(InvalidHeader):
+    """A header value does not follow its grammar.
+
+    Attributes:
+        pos: the index in ``value`` where parsing failed.
+    """
+
+    def __init__(self, name: str, error: str, value: str, pos: int) -> None:
+        self.pos = pos
+        super().__init__(name, value, f"{error} at {pos} in {value!r}")
+
+
+class NegotiationError(HandshakeError):
+    """An extension or subprotocol cannot be negotiated.
+
+    Raised by a server extension factory, it declines that one offer; the
+    server then tries the client's next offer.
+    """
+
+
+class DuplicateParameter(NegotiationError):
+    """An extension parameter appears twice."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"duplicate parameter: {name}")
+
+
+class InvalidParameterName(NegotiationError):
+    """An extension parameter has an unknown name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"invalid parameter name: {name}")
+
+
+class InvalidParameterValue(NegotiationError):
+    """An extension parameter has a value it may not have."""
+
+    def __init__(self, name: str, value: str | None) -> None:
+        self.name = name
+        self.value = value
+        super().__init__(f"invalid value for parameter {name}: {value!r}")
+
+
+class ProtocolError(WebSocketError):
+    """RFC 6455 was broken, by the peer (the connection fails) or by the caller.
+
+    Attributes:
+        code: the close code that a failure for this reason sends (1002 unless said).
+    """
+
+    code: int = 1002
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class PayloadTooBig(ProtocolError):
+    """A message is larger than ``max_message_size`` (close code 1009)."""
+
+    code = 1009

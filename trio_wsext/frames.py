@@ -1,0 +1,365 @@
+"""WebSocket frames (:rfc:`6455#section-5`): values, the wire codec, close payloads.
+
+Strategy: a :class:`Frame` is an immutable value that says nothing of masking,
+which is a wire detail handled by :func:`serialize_frame` and
+:class:`FrameParser`. The parser is incremental: bytes go in split anywhere,
+whole frames come out, and every check that the header alone allows (reserved
+opcodes, control-frame rules, masking direction, the size limit) is made before
+the payload is buffered. Masking XORs the payload as one big integer, so no
+Python loop runs per byte.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from typing import Any, Final
+
+import attrs
+
+from .exceptions import PayloadTooBig, ProtocolError
+
+__all__ = [
+    "CONTROL_OPCODES",
+    "DATA_OPCODES",
+    "Close",
+    "CloseCode",
+    "CloseReason",
+    "Frame",
+    "FrameParser",
+    "Opcode",
+    "apply_mask",
+    "serialize_frame",
+]
+
+
+class Opcode(enum.IntEnum):
+    """Frame opcodes (:rfc:`6455#section-5.2`)."""
+
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+DATA_OPCODES: Final = frozenset({Opcode.CONT, Opcode.TEXT, Opcode.BINARY})
+CONTROL_OPCODES: Final = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+
+#: RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+MAX_CONTROL_PAYLOAD: Final = 125
+
+
+class CloseCode(enum.IntEnum):
+    """Close status codes (:rfc:`6455#section-7.4.1` and the IANA registry)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RCVD = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+#: Codes that may appear in a close frame: RFC 6455 §7.4.1 and the IANA
+#: registry (1000-1003, 1007-1014), plus the ranges for libraries (3000-3999)
+#: and applications (4000-4999). 1005, 1006 and 1015 are never sent.
+_SENDABLE_CODES: Final = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Tell whether ``code`` may be sent or received in a close frame."""
+    return code in _SENDABLE_CODES or 3000 <= code <= 4999
+
+
+def _as_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    return data if type(data) is bytes else bytes(data)
+
+
+def _elide_payload(data: bytes) -> str:
+    if len(data) <= 32:
+        return repr(data)
+    return f"{data[:24]!r}...<{len(data)} bytes>"
+
+
+@attrs.frozen
+class Frame:
+    """One WebSocket frame (:rfc:`6455#section-5.2`); masking is a wire detail.
+
+    Attributes:
+        opcode: the frame's :class:`Opcode`.
+        data: the payload, unmasked.
+        fin: whether this is the last frame of its message.
+        rsv1: reserved bit 1 (permessage-deflate's "compressed" bit).
+        rsv2: reserved bit 2.
+        rsv3: reserved bit 3.
+    """
+
+    opcode: Opcode = attrs.field(converter=Opcode)
+    data: bytes = attrs.field(converter=_as_bytes, repr=_elide_payload)
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+
+    def replace(self, **changes: Any) -> Frame:
+        """Return a copy with ``changes``; converters run again."""
+        return attrs.evolve(self, **changes)
+
+    #: The namedtuple name used by code ported from websockets.
+    _replace = replace
+
+
+@attrs.frozen
+class CloseReason:
+    """Why a connection closed, as :attr:`WebSocketConnection.closed` reports it.
+
+    Attributes:
+        code: the close code (1006 when no close frame was received).
+        name: the code's name, for example ``"NORMAL_CLOSURE"``.
+        reason: the reason text, or ``None``.
+    """
+
+    code: int
+    name: str
+    reason: str | None
+
+    @classmethod
+    def from_code(cls, code: int, reason: str | None = None) -> CloseReason:
+        """Build a reason, naming ``code`` from :class:`CloseCode` or its range."""
+        return cls(code, close_code_name(code), reason)
+
+    def __str__(self) -> str:
+        text = f"{self.code} ({self.name})"
+        return f"{text} {self.reason}" if self.reason else text
+
+
+def close_code_name(code: int) -> str:
+    """Name a close code: its :class:`CloseCode` name, or the range it lies in."""
+    try:
+        return CloseCode(code).name
+    except ValueError:
+        if 3000 <= code <= 3999:
+            return "LIBRARY"
+        if 4000 <= code <= 4999:
+            return "PRIVATE"
+        return "UNKNOWN"
+
+
+@attrs.frozen
+class Close:
+    """The payload of a close frame (:rfc:`6455#section-5.5.1`).
+
+    Attributes:
+        code: the status code; :attr:`CloseCode.NO_STATUS_RCVD` for an empty payload.
+        reason: the reason text (UTF-8 on the wire).
+    """
+
+    code: int
+    reason: str = ""
+
+    @classmethod
+    def parse(cls, data: bytes) -> Close:
+        """Parse a close frame's payload.
+
+        Raises:
+            ProtocolError: a 1-byte payload, a code that may not be sent, or a
+                reason that is not UTF-8.
+        """
+        if not data:
+            # RFC 6455 §7.1.5: no status code in the frame means 1005.
+            return cls(CloseCode.NO_STATUS_RCVD, "")
+        if len(data) == 1:
+            raise ProtocolError("close frame payload of 1 byte")
+        (code,) = struct.unpack("!H", data[:2])
+        if not is_valid_close_code(code):
+            raise ProtocolError(f"invalid close code {code}")
+        try:
+            reason = data[2:].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError("close reason is not valid UTF-8", code=1007) from exc
+        return cls(code, reason)
+
+    def serialize(self) -> bytes:
+        """Return the close frame payload.
+
+        Raises:
+            ValueError: a code that may not be sent, or a payload over 125 bytes.
+        """
+        if self.code == CloseCode.NO_STATUS_RCVD:
+            return b""
+        if not is_valid_close_code(self.code):
+            raise ValueError(f"close code {self.code} may not be sent")
+        data = struct.pack("!H", self.code) + self.reason.encode("utf-8")
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("close reason is longer than 123 bytes in UTF-8")
+        return data
+
+
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated (:rfc:`6455#section-5.3`).
+
+    The payload is XORed as one integer, so the work is done in C whatever the
+    size. Masking and unmasking are the same operation.
+    """
+    n = len(data)
+    if n == 0:
+        return b""
+    repeated = mask * (n // 4 + 1)
+    value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")
+    return value.to_bytes(n, "little")
+
+
+_pack_short: Final = struct.Struct("!BB").pack
+_pack_medium: Final = struct.Struct("!BBH").pack
+_pack_long: Final = struct.Struct("!BBQ").pack
+
+
+def serialize_frame(frame: Frame, *, mask: bool) -> bytes:
+    """Return ``frame`` as wire bytes; clients pass ``mask=True``.
+
+    RFC 6455 §5.3: a client MUST mask every frame; a server MUST NOT mask any.
+    """
+    head = (
+        (0x80 if frame.fin else 0)
+        | (0x40 if frame.rsv1 else 0)
+        | (0x20 if frame.rsv2 else 0)
+        | (0x10 if frame.rsv3 else 0)
+        | frame.opcode
+    )
+    data = frame.data
+    length = len(data)
+    mask_bit = 0x80 if mask else 0
+    if length < 126:
+        header = _pack_short(head, mask_bit | length)
+    elif length < 65536:
+        header = _pack_medium(head, mask_bit | 126, length)
+    else:
+        header = _pack_long(head, mask_bit | 127, length)
+    if mask:
+        key = os.urandom(4)
+        return b"".join((header, key, apply_mask(data, key)))
+    return header + data
+
+
+class FrameParser:
+    """Turn a byte stream, split anywhere, into frames.
+
+    Header checks happen as soon as the header is complete, before the payload
+    is buffered: reserved opcodes, fragmented or oversized control frames, the
+    masking direction, and the size limit given to :meth:`next_frame`.
+
+    Args:
+        require_mask: ``True`` on a server (clients MUST mask), ``False`` on a
+            client (servers MUST NOT mask).
+    """
+
+    def __init__(self, *, require_mask: bool) -> None:
+        self._require_mask = require_mask
+        self._buffer = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Add received bytes to the buffer."""
+        if self._pos:
+            del self._buffer[: self._pos]
+            self._pos = 0
+        self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are not yet part of a returned frame."""
+        return len(self._buffer) - self._pos
+
+    def next_frame(self, max_size: int | None = None) -> Frame | None:
+        """Return the next whole frame, or ``None`` until more bytes arrive.
+
+        Args:
+            max_size: the largest payload allowed for this frame, or ``None``.
+
+        Raises:
+            ProtocolError: the header breaks RFC 6455 (close code 1002).
+            PayloadTooBig: the header announces more than ``max_size`` (1009).
+        """
+        buf = self._buffer
+        pos = self._pos
+        available = len(buf) - pos
+        if available < 2:
+            return None
+        head, second = buf[pos], buf[pos + 1]
+        opcode_value = head & 0x0F
+        length = second & 0x7F
+        masked = bool(second & 0x80)
+        offset = pos + 2
+        if length == 126:
+            if available < 4:
+                return None
+            length = (buf[offset] << 8) | buf[offset + 1]
+            offset += 2
+        elif length == 127:
+            if available < 10:
+                return None
+            (length,) = struct.unpack_from("!Q", buf, offset)
+            offset += 8
+            if length >> 63:
+                raise ProtocolError("frame length has its most significant bit set")
+        self._check_header(head, opcode_value, masked, length, max_size)
+        if masked:
+            end = offset + 4 + length
+            if len(buf) < end:
+                return None
+            key = bytes(buf[offset : offset + 4])
+            data = apply_mask(memoryview(buf)[offset + 4 : end], key)
+        else:
+            end = offset + length
+            if len(buf) < end:
+                return None
+            data = bytes(buf[offset:end])
+        self._pos = end
+        return Frame(
+            Opcode(opcode_value),
+            data,
+            bool(head & 0x80),
+            bool(head & 0x40),
+            bool(head & 0x20),
+            bool(head & 0x10),
+        )
+
+    def _check_header(
+        self, head: int, opcode_value: int, masked: bool, length: int, max_size: int | None
+    ) -> None:
+        if opcode_value not in _KNOWN_OPCODES:
+            # RFC 6455 §5.2: "If an unknown opcode is received, the receiving
+            # endpoint MUST _Fail the WebSocket Connection_."
+            raise ProtocolError(f"reserved opcode {opcode_value:#x}")
+        if opcode_value >= 0x8:
+            # RFC 6455 §5.5: "All control frames MUST have a payload length of
+            # 125 bytes or less and MUST NOT be fragmented."
+            if not head & 0x80:
+                raise ProtocolError(f"fragmented control frame ({Opcode(opcode_value).name})")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError(
+                    f"control frame ({Opcode(opcode_value).name}) of {length} bytes"
+                )
+        if masked != self._require_mask:
+            # RFC 6455 §5.1: "a client MUST mask all frames that it sends to the
+            # server" and "A server MUST NOT mask any frames".
+            raise ProtocolError(
+                "unmasked frame from client" if self._require_mask else "masked frame from server"
+            )
+        if max_size is not None and length > max_size:
+            raise PayloadTooBig(f"frame of {length} bytes exceeds the limit of {max_size} bytes")
+
+
+_KNOWN_OPCODES: Final = frozenset(int(op) for op in Opcode)

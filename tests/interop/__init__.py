@@ -1,0 +1,1 @@
+"""Interop tests: trio_wsext against independently written WebSocket peers."""

@@ -1,0 +1,38 @@
+// A Node `ws` client that runs the interop plan (plan.js) against a server.
+// Usage: node client.js URL '<options JSON>' where the options are
+// {"perMessageDeflate": false | true | {...ws options...}}.
+// Prints {"report": DriverReport} (see tests/interop/plan.py) and exits.
+'use strict';
+
+const WebSocket = require('ws');
+const Plan = require('./plan.js');
+
+const PING_TIMEOUT_MS = 10000;
+const PING_PAYLOAD = Buffer.from('node-client-ping');
+
+const [url, optionsJson] = process.argv.slice(2);
+const options = JSON.parse(optionsJson || '{}');
+const ws = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate, maxPayload: 8 << 20 });
+let negotiated = null;
+ws.on('upgrade', (response) => {
+  negotiated = response.headers['sec-websocket-extensions'] ?? null;
+});
+
+function ping() {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), PING_TIMEOUT_MS);
+    ws.on('pong', (data) => {
+      if (data.equals(PING_PAYLOAD)) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    });
+    ws.ping(PING_PAYLOAD);
+  });
+}
+
+Plan.runDriver(ws, { negotiated: () => negotiated, ping }).then((report) => {
+  report.extensions = ws.extensions;
+  process.stdout.write(JSON.stringify({ report }) + '\n');
+  process.exit(report.error === null ? 0 : 1);
+});

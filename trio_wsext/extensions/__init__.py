@@ -9,6 +9,10 @@ from .base import (
     ExtensionParameter,
     ServerExtensionFactory,
 )
+from .permessage_deflate import (
+    enable_client_permessage_deflate,
+    enable_server_permessage_deflate,
+)
 
 __all__ = [
     "ClientExtensionFactory",
@@ -16,4 +20,6 @@ __all__ = [
     "ExtensionChain",
     "ExtensionParameter",
     "ServerExtensionFactory",
+    "enable_client_permessage_deflate",
+    "enable_server_permessage_deflate",
 ]

@@ -1,3 +1,66 @@
-"""trio_wsext: WebSocket client and server for trio, with composable extensions."""
+"""trio_wsext: WebSocket client and server for trio, with composable extensions.
+
+The public API (``shared/API.md``): the client functions, the server, the
+connection and its statistics, the frame values, and the main exceptions.
+Extensions live in :mod:`trio_wsext.extensions`.
+"""
 
 from __future__ import annotations
+
+from .client import (
+    connect_websocket,
+    connect_websocket_url,
+    open_websocket,
+    open_websocket_url,
+)
+from .connection import ConnectionStatistics, Endpoint, WebSocketConnection
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionRejected,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    DuplicateParameter,
+    HandshakeError,
+    InvalidHeader,
+    InvalidHeaderFormat,
+    InvalidParameterName,
+    InvalidParameterValue,
+    NegotiationError,
+    PayloadTooBig,
+    ProtocolError,
+    WebSocketError,
+)
+from .frames import Close, CloseCode, CloseReason, Frame, Opcode
+from .server import WebSocketRequest, WebSocketServer, serve_websocket
+
+__all__ = [
+    "Close",
+    "CloseCode",
+    "CloseReason",
+    "ConnectionClosed",
+    "ConnectionRejected",
+    "ConnectionStatistics",
+    "ConnectionTimeout",
+    "DisconnectionTimeout",
+    "DuplicateParameter",
+    "Endpoint",
+    "Frame",
+    "HandshakeError",
+    "InvalidHeader",
+    "InvalidHeaderFormat",
+    "InvalidParameterName",
+    "InvalidParameterValue",
+    "NegotiationError",
+    "Opcode",
+    "PayloadTooBig",
+    "ProtocolError",
+    "WebSocketConnection",
+    "WebSocketError",
+    "WebSocketRequest",
+    "WebSocketServer",
+    "connect_websocket",
+    "connect_websocket_url",
+    "open_websocket",
+    "open_websocket_url",
+    "serve_websocket",
+]

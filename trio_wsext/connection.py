@@ -1,0 +1,890 @@
+"""The trio side of a WebSocket connection: background tasks, queues, timeouts.
+
+Strategy: a :class:`WebSocketConnection` owns a :class:`trio.abc.Stream` and a
+sans-I/O :class:`~trio_wsext.protocol.Protocol`, and does all its I/O in
+background tasks started by ``await nursery.start(connection._run)`` (nothing
+starts in ``__init__``):
+
+- The **reader** does one ``receive_some`` of up to 64 KiB, feeds it to the
+  protocol's receive side and handles every event. Whole messages go into a
+  channel of ``message_queue_size``; when it is full the reader stops reading,
+  so TCP pushes back on the peer. Pings are answered through the writer, pongs
+  wake :meth:`~WebSocketConnection.ping`, a close frame is echoed, a protocol
+  violation fails the connection with its close code.
+- The **writer** drains a bounded channel of outgoing items: it takes
+  everything already waiting, runs the protocol's send side on the whole batch
+  and hands the bytes to one ``send_all``. Frames of different messages never
+  interleave and the compressor's state is only advanced by this task, so a
+  cancelled :meth:`~WebSocketConnection.send_message` never leaves half a
+  message behind. A peer that stops reading blocks ``send_all``, the channel
+  fills, and ``send_message`` waits: memory stays bounded.
+- The optional **keepalive** task pings every ``ping_interval`` seconds and
+  fails the connection with 1011 when a pong is later than ``ping_timeout``.
+
+Only the reader touches the protocol's receive side and only the writer its
+send side, so either may run in a worker thread (``trio.to_thread``) for a
+large message while the other goes on; with an extension negotiated, they do.
+
+Neither task ever raises: errors are recorded, the connection is torn down and
+:exc:`~trio_wsext.exceptions.ConnectionClosed` carries the original error as
+``__cause__`` (the stream's ``BrokenResourceError``/``ClosedResourceError``
+become close code 1006). Closing (:rfc:`6455#section-7`): once a close frame
+has been sent or received, :attr:`~WebSocketConnection.closed` is set, nothing
+new may be sent, and the whole connection has ``disconnect_timeout`` seconds to
+finish; the server closes the TCP connection as soon as both close frames have
+crossed, the client waits for the server to do so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from typing import Final, TypeAlias
+
+import attrs
+import trio
+
+from .exceptions import ConnectionClosed
+from .extensions.base import Extension
+from .frames import Close, CloseCode, CloseReason, is_valid_close_code
+from .protocol import (
+    CloseReceived,
+    ConnectionFailed,
+    Event,
+    Message,
+    Ping,
+    Pong,
+    Protocol,
+    Side,
+)
+
+__all__ = [
+    "ConnectionStatistics",
+    "Endpoint",
+    "WebSocketConnection",
+    "check_connection_options",
+]
+
+logger = logging.getLogger("trio_wsext.connection")
+
+#: The most the reader asks of the stream at once (STYLE.md: "one receive_some
+#: of up to 64 KiB"); the size of a TCP receive window that still fits a cache.
+RECEIVE_SIZE: Final = 64 * 1024
+
+#: Outgoing items (messages, pings, pongs) that may wait for the writer. With
+#: ``message_queue_size`` on the way in it bounds the memory of a connection
+#: whose peer stops reading; 16 matches websockets' ``max_queue``.
+OUTGOING_QUEUE_SIZE: Final = 16
+
+#: Messages at least this long (bytes, or characters for text) are run through
+#: the extension chain in a worker thread when an extension is negotiated, so
+#: a 16 MiB compression does not stall the other connections of the process.
+#: Below about 1 MiB a thread round trip (~50 µs) costs more than it saves.
+THREAD_SEND_THRESHOLD: Final = 1024 * 1024
+
+#: Incoming: once this many received bytes are waiting to become a message,
+#: feeding more runs in a worker thread (decompression happens when a frame is
+#: complete). Compressed data is typically 4-10x smaller than the message, so
+#: this is a quarter of :data:`THREAD_SEND_THRESHOLD`.
+THREAD_RECEIVE_THRESHOLD: Final = 256 * 1024
+
+#: Close codes after which ``async for message in ws`` ends instead of raising:
+#: API.md's 1000 and 1001, and 1005 (a close frame without a code, which
+#: browsers send for ``ws.close()``), as websockets does.
+NORMAL_CLOSE_CODES: Final = frozenset(
+    {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
+)
+
+#: Bytes in an automatic ping payload; trio-websocket uses 32 random bits too.
+PING_PAYLOAD_SIZE: Final = 4
+
+#: RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+MAX_CONTROL_PAYLOAD: Final = 125
+
+
+@attrs.frozen
+class ConnectionStatistics:
+    """A snapshot of what a connection has carried, from :meth:`WebSocketConnection.statistics`.
+
+    The ``bytes_*`` fields count application payload (UTF-8 bytes for text),
+    the ``wire_bytes_*`` fields what crossed the stream: frame headers, masks
+    and (with permessage-deflate) compressed payloads. Their ratio is the
+    compression ratio. The opening handshake is counted in neither.
+    """
+
+    messages_sent: int
+    """Whole messages handed to the protocol for sending."""
+    messages_received: int
+    """Whole messages received and decoded."""
+    bytes_sent: int
+    """Application payload bytes of the messages sent."""
+    bytes_received: int
+    """Application payload bytes of the messages received."""
+    wire_bytes_sent: int
+    """Bytes written to the stream after the opening handshake, framing included."""
+    wire_bytes_received: int
+    """Bytes read from the stream after the opening handshake, framing included."""
+
+
+@attrs.frozen
+class Endpoint:
+    """One end of a TCP connection, as :attr:`WebSocketConnection.local` reports it.
+
+    Args:
+        address: the IP address (a string is converted).
+        port: the TCP port.
+        is_ssl: whether TLS runs over this connection.
+    """
+
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address = attrs.field(
+        converter=ipaddress.ip_address
+    )
+    port: int
+    is_ssl: bool
+
+    @property
+    def url(self) -> str:
+        """The endpoint as a ``ws://`` or ``wss://`` URL, default ports left out."""
+        scheme = "wss" if self.is_ssl else "ws"
+        default = 443 if self.is_ssl else 80
+        host = str(self.address) if self.address.version == 4 else f"[{self.address}]"
+        return f"{scheme}://{host}" if self.port == default else f"{scheme}://{host}:{self.port}"
+
+
+def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
+    """Return the local or remote :class:`Endpoint` of a TCP/TLS stream, else its ``repr``."""
+    is_ssl = False
+    inner: object = stream
+    if isinstance(stream, trio.SSLStream):
+        inner = stream.transport_stream
+        is_ssl = True
+    if isinstance(inner, trio.SocketStream):
+        try:
+            name = inner.socket.getsockname() if local else inner.socket.getpeername()
+            return Endpoint(name[0], name[1], is_ssl)
+        except (OSError, ValueError, IndexError, TypeError):
+            pass
+    return repr(stream)
+
+
+# Items of the outgoing channel. A bare ``None`` only wakes the writer up so
+# that it looks at the control slots (automatic pongs, keepalive pings).
+@attrs.frozen
+class _SendMessage:
+    data: str | bytes
+    compress: bool | None
+
+
+@attrs.frozen
+class _SendPing:
+    payload: bytes
+
+
+@attrs.frozen
+class _SendPong:
+    payload: bytes
+
+
+_Outgoing: TypeAlias = _SendMessage | _SendPing | _SendPong | None
+
+
+@attrs.define
+class _PingWaiter:
+    """A :meth:`WebSocketConnection.ping` (or keepalive ping) waiting for its pong."""
+
+    event: trio.Event = attrs.Factory(trio.Event)
+    answered: bool = False
+
+
+def _check_seconds(name: str, value: float | None, *, allow_none: bool) -> None:
+    if value is None:
+        if not allow_none:
+            raise TypeError(f"{name} must be a number of seconds, not None")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0 seconds, not {value!r}")
+
+
+def check_connection_options(
+    *,
+    message_queue_size: int,
+    max_message_size: int | None,
+    disconnect_timeout: float,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    connect_timeout: float = 1.0,
+) -> None:
+    """Check the options every entry point shares; raise before any I/O.
+
+    Raises:
+        TypeError: an option has the wrong type (the message names it).
+        ValueError: an option is out of range (the message names it and the range).
+    """
+    if isinstance(message_queue_size, bool) or not isinstance(message_queue_size, int):
+        raise TypeError(
+            f"message_queue_size must be an int, not {type(message_queue_size).__name__}"
+        )
+    if message_queue_size < 0:
+        raise ValueError(f"message_queue_size must be >= 0, not {message_queue_size}")
+    if max_message_size is not None:
+        if isinstance(max_message_size, bool) or not isinstance(max_message_size, int):
+            raise TypeError(
+                f"max_message_size must be an int or None, not {type(max_message_size).__name__}"
+            )
+        if max_message_size <= 0:
+            raise ValueError(f"max_message_size must be > 0 or None, not {max_message_size}")
+    _check_seconds("connect_timeout", connect_timeout, allow_none=False)
+    _check_seconds("disconnect_timeout", disconnect_timeout, allow_none=False)
+    _check_seconds("ping_interval", ping_interval, allow_none=True)
+    _check_seconds("ping_timeout", ping_timeout, allow_none=True)
+
+
+class WebSocketConnection(trio.abc.AsyncResource):
+    """An open WebSocket connection, client or server side, over any trio stream.
+
+    Users get one from :func:`~trio_wsext.open_websocket` and friends or from
+    :meth:`~trio_wsext.WebSocketRequest.accept`. To run one over a stream whose
+    opening handshake is already done (an in-memory pair in a test, say),
+    construct it and start it with ``await nursery.start(connection._run)``.
+
+    Args:
+        stream: the byte stream, after the opening handshake.
+        is_client: ``True`` on the client side (frames are masked).
+        extensions: the negotiated extensions, in chain order.
+        path: the request target (``"/chat?room=1"``).
+        subprotocol: the negotiated subprotocol, if any.
+        request_headers: the opening handshake's request headers.
+        response_headers: the opening handshake's response headers.
+        extra_data: bytes received after the handshake: the first frames.
+        message_queue_size: whole incoming messages buffered before the
+            reader stops reading (0: the reader waits for each ``get_message``).
+        max_message_size: the largest incoming message, in bytes, after
+            decompression; a larger one fails the connection with 1009.
+            ``None`` removes the limit.
+        disconnect_timeout: seconds the closing handshake may take.
+        ping_interval: seconds between keepalive pings, ``None`` for none.
+        ping_timeout: seconds a keepalive pong may take before the connection
+            fails with 1011, ``None`` to never fail.
+
+    Raises:
+        ValueError, TypeError: an argument is out of range or of the wrong type.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        is_client: bool,
+        extensions: Sequence[Extension] = (),
+        path: str = "/",
+        subprotocol: str | None = None,
+        request_headers: list[tuple[bytes, bytes]] | None = None,
+        response_headers: list[tuple[bytes, bytes]] | None = None,
+        extra_data: bytes = b"",
+        message_queue_size: int = 16,
+        max_message_size: int | None = 2**20,
+        disconnect_timeout: float = 60,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+    ) -> None:
+        check_connection_options(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        self._stream = stream
+        self._is_client = is_client
+        self._protocol = Protocol(
+            Side.CLIENT if is_client else Side.SERVER,
+            list(extensions),
+            max_message_size=max_message_size,
+        )
+        self._path = path
+        self._subprotocol = subprotocol
+        self._request_headers = list(request_headers or [])
+        self._response_headers = list(response_headers or [])
+        self._extra_data = extra_data
+        self._disconnect_timeout = disconnect_timeout
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._local = stream_endpoint(stream, local=True)
+        self._remote = stream_endpoint(stream, local=False)
+        # Offload big messages to a thread only where an extension does work.
+        self._offload = bool(extensions)
+
+        self._message_send, self._message_receive = trio.open_memory_channel[str | bytes](
+            message_queue_size
+        )
+        self._outgoing_send, self._outgoing_receive = trio.open_memory_channel[_Outgoing](
+            OUTGOING_QUEUE_SIZE
+        )
+        # Control slots, answered ahead of queued messages. RFC 6455 §5.5.3: an
+        # endpoint "MAY elect to send a Pong frame for only the most recently
+        # processed Ping frame", so one slot bounds what a ping flood costs.
+        self._pending_pong: bytes | None = None
+        self._pending_keepalive: bytes | None = None
+        self._pings: dict[bytes, _PingWaiter] = {}
+
+        self._closed: CloseReason | None = None
+        self._close_cause: BaseException | None = None
+        self._close_request: tuple[int, str] | None = None
+        self._close_sent = False
+        self._close_received = False
+        self._local_close = False
+        self._failing = False
+        self._discard_incoming = False
+        self._receive_done = False
+        self._finishing = False
+        self._close_timed_out = False
+        self._pending_receive_bytes = 0
+        self._wire_bytes_sent = 0
+        self._wire_bytes_received = 0
+        self._scope: trio.CancelScope | None = None
+        self._done = trio.Event()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def closed(self) -> CloseReason | None:
+        """``None`` while open; the :class:`~trio_wsext.frames.CloseReason` once closing began.
+
+        It is set once: to the code and reason of :meth:`aclose`, of the peer's
+        close frame, or of the failure (1002, 1007, 1009 ... for a protocol
+        violation, 1011 for a late keepalive pong, 1006 when the stream broke).
+        """
+        return self._closed
+
+    @property
+    def extensions(self) -> list[Extension]:
+        """The negotiated extensions, in chain order (encode order)."""
+        return list(self._protocol.extensions)
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The negotiated subprotocol, or ``None``."""
+        return self._subprotocol
+
+    @property
+    def path(self) -> str:
+        """The request target of the opening handshake (path and query)."""
+        return self._path
+
+    @property
+    def is_client(self) -> bool:
+        """Whether this is the client side."""
+        return self._is_client
+
+    @property
+    def is_server(self) -> bool:
+        """Whether this is the server side."""
+        return not self._is_client
+
+    @property
+    def local(self) -> Endpoint | str:
+        """The local :class:`Endpoint`, or the stream's ``repr`` for a non-TCP stream."""
+        return self._local
+
+    @property
+    def remote(self) -> Endpoint | str:
+        """The remote :class:`Endpoint`, or the stream's ``repr`` for a non-TCP stream."""
+        return self._remote
+
+    @property
+    def request_headers(self) -> list[tuple[bytes, bytes]]:
+        """The opening handshake's request headers, as ``(name, value)`` byte pairs."""
+        return list(self._request_headers)
+
+    @property
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        """The opening handshake's response headers, as ``(name, value)`` byte pairs."""
+        return list(self._response_headers)
+
+    def statistics(self) -> ConnectionStatistics:
+        """Return message and byte counts so far (handshake bytes excluded)."""
+        protocol = self._protocol
+        return ConnectionStatistics(
+            messages_sent=protocol.messages_sent,
+            messages_received=protocol.messages_received,
+            bytes_sent=protocol.bytes_sent,
+            bytes_received=protocol.bytes_received,
+            wire_bytes_sent=self._wire_bytes_sent,
+            wire_bytes_received=self._wire_bytes_received,
+        )
+
+    def __repr__(self) -> str:
+        side = "client" if self._is_client else "server"
+        state = "open" if self._closed is None else f"closed {self._closed}"
+        return f"<WebSocketConnection {side} {self._path!r} {state}>"
+
+    # ------------------------------------------------------------------ public API
+
+    async def send_message(
+        self, message: str | bytes | bytearray | memoryview, *, compress: bool | None = None
+    ) -> None:
+        """Send one message: ``str`` as a text frame, anything bytes-like as binary.
+
+        The message runs through the negotiated extension chain in order.
+        Several tasks may call this at once; their messages are never
+        interleaved. It returns once the message is queued for the writer
+        task; when the peer stops reading, the queue fills and this waits.
+        A ``bytearray``/``memoryview`` is copied, so it may be reused at once.
+
+        Cancellation leaves nothing half-sent: the message is queued whole or
+        not at all.
+
+        Args:
+            message: the message.
+            compress: ``False`` sends this message uncompressed even with
+                permessage-deflate on (already-compressed data); ``None``
+                follows the extension's settings.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: ``message`` is neither ``str`` nor bytes-like.
+        """
+        if isinstance(message, str):
+            data: str | bytes = message
+        elif isinstance(message, bytes | bytearray | memoryview):
+            data = bytes(message)
+        else:
+            raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
+        if compress is not None and not isinstance(compress, bool):
+            raise TypeError(f"compress must be True, False or None, not {compress!r}")
+        await self._queue(_SendMessage(data, compress))
+
+    async def get_message(self) -> str | bytes:
+        """Return the next message: ``str`` for text, ``bytes`` for binary.
+
+        Messages received before the peer's close frame can still be read
+        after it; after :meth:`aclose`, pending messages are discarded.
+        Cancellation loses no message: one that was not returned stays queued.
+
+        Raises:
+            ConnectionClosed: the connection is closed and no message is left.
+        """
+        if self._local_close:
+            await trio.lowlevel.checkpoint()
+            raise self._connection_closed()
+        try:
+            return await self._message_receive.receive()
+        except trio.EndOfChannel:
+            raise self._connection_closed() from self._close_cause
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """Return the next message; stop after a normal close (1000, 1001, 1005).
+
+        Raises:
+            ConnectionClosed: the connection closed with any other code.
+        """
+        try:
+            return await self.get_message()
+        except ConnectionClosed as exc:
+            if exc.reason.code in NORMAL_CLOSE_CODES:
+                raise StopAsyncIteration from None
+            raise
+
+    async def ping(self, payload: bytes | None = None) -> None:
+        """Send a ping and wait for the matching pong.
+
+        A pong answers its ping and every ping sent before it (RFC 6455
+        §5.5.3 lets a peer answer only the latest). Cancellation stops the
+        waiting; the ping may or may not have been sent.
+
+        Args:
+            payload: at most 125 bytes; ``None`` picks 4 random bytes.
+
+        Raises:
+            ConnectionClosed: the connection closed before the pong came.
+            ValueError: ``payload`` is too long, or another ``ping`` with the
+                same payload is waiting for its pong.
+        """
+        if payload is None:
+            payload = os.urandom(PING_PAYLOAD_SIZE)
+            while payload in self._pings:  # pragma: no cover - 1 in 2**32
+                payload = os.urandom(PING_PAYLOAD_SIZE)
+        else:
+            payload = bytes(payload)
+            if len(payload) > MAX_CONTROL_PAYLOAD:
+                raise ValueError(f"ping payload is {len(payload)} bytes, more than 125")
+            if payload in self._pings:
+                raise ValueError(f"a ping with payload {payload!r} is already in flight")
+        waiter = _PingWaiter()
+        self._pings[payload] = waiter
+        try:
+            await self._queue(_SendPing(payload))
+            await waiter.event.wait()
+        finally:
+            if self._pings.get(payload) is waiter:
+                del self._pings[payload]
+        if not waiter.answered:
+            raise self._connection_closed()
+
+    async def pong(self, payload: bytes | None = None) -> None:
+        """Send an unsolicited pong (a one-way heartbeat).
+
+        Cancellation leaves the pong queued whole or not at all.
+
+        Args:
+            payload: at most 125 bytes; ``None`` sends an empty pong.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            ValueError: ``payload`` is longer than 125 bytes.
+        """
+        data = b"" if payload is None else bytes(payload)
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(f"pong payload is {len(data)} bytes, more than 125")
+        await self._queue(_SendPong(data))
+
+    async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
+        """Close the connection with the closing handshake (:rfc:`6455#section-7`).
+
+        Messages already queued by :meth:`send_message` are sent first, then
+        the close frame; pending incoming messages are discarded. This waits
+        for the peer's close frame and for the TCP connection to close (the
+        server closes it first; a client waits for the server), all within
+        ``disconnect_timeout``, after which the stream is closed anyway. It
+        never raises for a slow or broken peer, and a second call (or a call
+        after the peer closed) only waits for the first to finish.
+
+        Cancellation abandons the handshake: the background tasks stop and
+        the stream is closed by the connection's task before its nursery exits.
+
+        Args:
+            code: the close code (1000, 1001, 1003, 1007-1014 or 3000-4999).
+            reason: a reason of at most 123 UTF-8 bytes.
+
+        Raises:
+            ValueError: the code may not be sent or the reason is too long.
+        """
+        if self._closed is None:
+            Close(code, reason or "").serialize()  # ValueError for a bad code or reason
+            self._closed = CloseReason.from_code(code, reason)
+            self._local_close = True
+            self._discard_incoming = True
+            self._drain_incoming()
+            self._request_close(code, reason or "")
+        if self._scope is None:  # never started: nothing runs, just close the stream
+            self._finish_unstarted()
+            await self._stream.aclose()
+            return
+        try:
+            await self._done.wait()
+        except BaseException:
+            self._finish()
+            raise
+
+    # ------------------------------------------------------------------ internals
+
+    def _connection_closed(self) -> ConnectionClosed:
+        reason = self._closed or CloseReason.from_code(CloseCode.ABNORMAL_CLOSURE)
+        exc = ConnectionClosed(reason)
+        exc.__cause__ = self._close_cause
+        return exc
+
+    async def _queue(self, item: _Outgoing) -> None:
+        if self._closed is not None:
+            await trio.lowlevel.checkpoint()
+            raise self._connection_closed()
+        try:
+            await self._outgoing_send.send(item)
+        except trio.ClosedResourceError:
+            raise self._connection_closed() from self._close_cause
+
+    def _closing(self) -> bool:
+        return self._close_request is not None
+
+    def _wake_writer(self) -> None:
+        # A full channel means the writer has work and will see the slot anyway.
+        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
+            self._outgoing_send.send_nowait(None)
+
+    def _drain_incoming(self) -> None:
+        """Discard queued incoming messages, unblocking a reader waiting on a full queue."""
+        while True:
+            try:
+                self._message_receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                return
+
+    def _request_close(self, code: int, reason: str) -> None:
+        """Ask the writer to send a close frame after what is queued, and start the clock."""
+        self._close_request = (code, reason)
+        # Senders blocked on a full queue get ClosedResourceError -> ConnectionClosed;
+        # the writer sends what is buffered, then sees EndOfChannel and sends the close.
+        self._outgoing_send.close()
+        if self._scope is not None:
+            deadline = trio.current_time() + self._disconnect_timeout
+            self._scope.deadline = min(self._scope.deadline, deadline)
+
+    def _fail(self, code: int, reason: str, cause: BaseException | None) -> None:
+        """Fail the connection (:rfc:`6455#section-7.1.7`): send ``code`` if possible, then close.
+
+        RFC 6455 §7.1.7: "the endpoint SHOULD send a Close frame with an
+        appropriate status code before proceeding to _Close the WebSocket
+        Connection_"; nothing waits for the peer's answer.
+        """
+        if self._closed is None:
+            self._closed = CloseReason.from_code(code, reason or None)
+            self._close_cause = cause
+        self._discard_incoming = True
+        self._receive_done = True
+        if self._close_request is None and is_valid_close_code(code):
+            self._failing = True
+            self._request_close(code, reason)
+        elif self._close_sent or self._close_request is None:
+            self._finish()
+        else:
+            self._failing = True  # a close is queued: the writer finishes after sending it
+
+    def _connection_lost(self, cause: BaseException | None, reason: str) -> None:
+        """The stream broke or ended without a closing handshake: code 1006, tear down."""
+        if self._closed is None:
+            self._closed = CloseReason.from_code(CloseCode.ABNORMAL_CLOSURE, reason)
+            self._close_cause = cause
+        self._finish()
+
+    def _finish(self) -> None:
+        """Stop the background tasks; ``_run`` then closes the stream."""
+        self._finishing = True
+        self._outgoing_send.close()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _finish_unstarted(self) -> None:
+        self._finishing = True
+        self._outgoing_send.close()
+        self._message_send.close()
+        self._wake_pings()
+        self._done.set()
+
+    def _wake_pings(self) -> None:
+        waiters = list(self._pings.values())
+        self._pings.clear()
+        for waiter in waiters:
+            waiter.event.set()
+
+    def _close_handshake_progress(self) -> None:
+        """Called when our close was sent or the peer's arrived."""
+        if self._failing and self._close_sent:
+            self._finish()
+        elif self._close_sent and self._close_received and not self._is_client:
+            # RFC 6455 §7.1.1: "the underlying TCP connection, in most normal
+            # cases, SHOULD be closed first by the server".
+            self._finish()
+        # A client waits for the server to close TCP: the reader ends on EOF.
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the background tasks until the connection is closed, then close the stream.
+
+        Use as ``await nursery.start(connection._run)``: it returns once the
+        tasks run. Cancelling it tears the connection down at once (code 1006
+        if it was open) and closes the stream.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                if self._close_request is not None:  # aclose() before _run: keep its clock
+                    self._scope.deadline = trio.current_time() + self._disconnect_timeout
+                nursery.start_soon(self._reader_task)
+                nursery.start_soon(self._writer_task)
+                if self._ping_interval is not None:
+                    nursery.start_soon(self._keepalive_task, self._ping_interval)
+                task_status.started()
+            if self._scope.cancelled_caught and not self._finishing:
+                # The disconnect_timeout deadline ended the tasks.
+                self._close_timed_out = not self._close_received
+                logger.debug("%r: closing handshake timed out", self)
+        finally:
+            if self._closed is None:
+                self._closed = CloseReason.from_code(
+                    CloseCode.ABNORMAL_CLOSURE, "connection task cancelled"
+                )
+            self._finishing = True
+            self._outgoing_send.close()
+            self._message_send.close()
+            self._wake_pings()
+            try:
+                with trio.move_on_after(self._disconnect_timeout):
+                    await self._stream.aclose()  # closes even when cancelled
+            finally:
+                self._done.set()
+
+    async def _reader_task(self) -> None:
+        try:
+            if self._extra_data:
+                extra, self._extra_data = self._extra_data, b""
+                self._wire_bytes_received += len(extra)
+                await self._receive(extra)
+            while not self._receive_done:
+                data = await self._stream.receive_some(RECEIVE_SIZE)
+                self._wire_bytes_received += len(data)
+                await self._receive(data)
+                if not data:
+                    self._on_eof()
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._connection_lost(exc, "stream broke while reading")
+        except Exception as exc:
+            logger.exception("%r: reader failed", self)
+            self._fail(CloseCode.INTERNAL_ERROR, "internal error", exc)
+
+    async def _receive(self, data: bytes | bytearray) -> None:
+        protocol = self._protocol
+        if self._offload and self._pending_receive_bytes + len(data) >= THREAD_RECEIVE_THRESHOLD:
+            await trio.to_thread.run_sync(protocol.receive_data, data)
+        else:
+            protocol.receive_data(data)
+        events = protocol.events_received()
+        if events:
+            self._pending_receive_bytes = 0
+        else:
+            self._pending_receive_bytes += len(data)
+        for event in events:
+            if self._receive_done:
+                return
+            await self._handle_event(event)
+
+    async def _handle_event(self, event: Event) -> None:
+        match event:
+            case Message(data=data):
+                if not self._discard_incoming:
+                    await self._message_send.send(data)  # a full queue stops reading here
+            case Ping(payload=payload):
+                if self._close_request is None:
+                    self._pending_pong = payload
+                    self._wake_writer()
+            case Pong(payload=payload):
+                self._resolve_pings(payload)
+            case CloseReceived(code=code, reason=reason):
+                self._on_close_received(code, reason)
+            case ConnectionFailed(code=code, reason=reason, exception=exception):
+                self._fail(code, reason, exception)
+
+    def _resolve_pings(self, payload: bytes) -> None:
+        if payload not in self._pings:
+            return  # an unsolicited pong: RFC 6455 §5.5.3 says "no response is expected"
+        for key in list(self._pings):
+            waiter = self._pings.pop(key)
+            waiter.answered = True
+            waiter.event.set()
+            if key == payload:
+                return
+
+    def _on_close_received(self, code: int, reason: str) -> None:
+        self._close_received = True
+        if self._closed is None:
+            self._closed = CloseReason.from_code(code, reason or None)
+        if self._close_request is None:
+            # RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did
+            # not previously send a Close frame, the endpoint MUST send a Close
+            # frame in response. (When sending a Close frame in response, the
+            # endpoint typically echos the status code it received.)"
+            self._request_close(code, reason)
+        self._close_handshake_progress()
+
+    def _on_eof(self) -> None:
+        if self._close_received:
+            self._finish()  # the server closed TCP after the closing handshake
+        else:
+            self._connection_lost(None, "stream ended without a close frame")
+
+    async def _writer_task(self) -> None:
+        receive = self._outgoing_receive
+        try:
+            while True:
+                batch: list[_Outgoing] = []
+                end = False
+                if self._pending_pong is None and self._pending_keepalive is None:
+                    try:
+                        batch.append(await receive.receive())
+                    except trio.EndOfChannel:
+                        end = True
+                while not end:
+                    try:
+                        batch.append(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+                    except trio.EndOfChannel:
+                        end = True
+                await self._write_batch(batch, end)
+                if end:
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self._connection_lost(exc, "stream broke while writing")
+        except Exception as exc:
+            logger.exception("%r: writer failed", self)
+            self._fail(CloseCode.INTERNAL_ERROR, "internal error", exc)
+            if not self._close_sent:
+                self._finish()  # the protocol's send side cannot be trusted to send a close
+
+    async def _write_batch(self, batch: list[_Outgoing], end: bool) -> None:
+        protocol = self._protocol
+        if self._pending_pong is not None:
+            payload, self._pending_pong = self._pending_pong, None
+            protocol.send_pong(payload)
+        if self._pending_keepalive is not None:
+            payload, self._pending_keepalive = self._pending_keepalive, None
+            protocol.send_ping(payload)
+        for item in batch:
+            if item is None or self._failing:
+                continue  # a wake-up, or a failing connection sends only its close
+            if isinstance(item, _SendMessage):
+                if self._offload and len(item.data) >= THREAD_SEND_THRESHOLD:
+                    send = functools.partial(
+                        protocol.send_message, item.data, compress=item.compress
+                    )
+                    await trio.to_thread.run_sync(send)
+                else:
+                    protocol.send_message(item.data, compress=item.compress)
+            elif isinstance(item, _SendPing):
+                protocol.send_ping(item.payload)
+            else:
+                protocol.send_pong(item.payload)
+        sending_close = end and self._close_request is not None
+        if sending_close:
+            code, reason = self._close_request  # type: ignore[misc]
+            protocol.send_close(code, reason)
+        data = protocol.data_to_send()
+        if data:
+            await self._stream.send_all(data)
+            self._wire_bytes_sent += len(data)
+        if sending_close:
+            self._close_sent = True
+            self._close_handshake_progress()
+
+    async def _keepalive_task(self, interval: float) -> None:
+        timeout = self._ping_timeout
+        while not self._closing():
+            await trio.sleep(interval)
+            if self._closing():
+                return
+            payload = os.urandom(PING_PAYLOAD_SIZE)
+            if timeout is None:
+                self._pending_keepalive = payload
+                self._wake_writer()
+                continue
+            waiter = _PingWaiter()
+            self._pings[payload] = waiter
+            self._pending_keepalive = payload
+            self._wake_writer()
+            with trio.move_on_after(timeout):
+                await waiter.event.wait()
+            if not waiter.event.is_set():
+                self._pings.pop(payload, None)
+                # websockets does the same: "keepalive ping timeout", code 1011.
+                self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", None)
+                return

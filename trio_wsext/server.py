@@ -1,0 +1,513 @@
+"""The server: serve_websocket, WebSocketServer and the WebSocketRequest a handler gets.
+
+Strategy: :func:`trio.serve_listeners` gives each accepted stream its own task
+(in ``handler_nursery`` if one is given). That task reads the opening
+handshake with the sans-I/O :class:`~trio_wsext.handshake.ServerHandshake`
+within ``connect_timeout`` (so a silent socket cannot hold a slot), answers a
+malformed request with its HTTP error and closes, and otherwise calls the
+handler with a :class:`WebSocketRequest`. The handler runs in that same task,
+inside a nursery that holds the connection's background tasks once it
+accepts. Whatever the handler does, the task ends by closing the connection;
+an exception from a handler is logged (``logging.getLogger("trio_wsext.server")``)
+and never reaches the listener, so one failing handler cannot stop the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Final, NoReturn, TypeAlias, final
+
+import attrs
+import trio
+
+from .connection import (
+    Endpoint,
+    WebSocketConnection,
+    check_connection_options,
+    stream_endpoint,
+)
+from .exceptions import ConnectionClosed, HandshakeError
+from .extensions.base import ExtensionParameter, ServerExtensionFactory
+from .extensions.permessage_deflate import enable_server_permessage_deflate
+from .frames import CloseCode, CloseReason
+from .handshake import ExtraHeaders, HandshakeRequest, ServerHandshake
+
+__all__ = [
+    "Handler",
+    "WebSocketRequest",
+    "WebSocketServer",
+    "serve_websocket",
+]
+
+logger = logging.getLogger("trio_wsext.server")
+
+#: Bytes asked of the stream per read while the request head arrives; the
+#: head is bounded by ServerHandshake's max_header_bytes (16 KiB) anyway.
+HANDSHAKE_RECEIVE_SIZE: Final = 65536
+
+#: The status sent when a handler raises before accepting or rejecting:
+#: RFC 9110 §15.6.1, "500 (Internal Server Error) ... an unexpected condition".
+HANDLER_ERROR_STATUS: Final = 500
+
+
+@attrs.frozen
+class _Options:
+    """What every connection of one server shares."""
+
+    extensions: list[ServerExtensionFactory]
+    message_queue_size: int
+    max_message_size: int | None
+    connect_timeout: float
+    disconnect_timeout: float
+    ping_interval: float | None
+    ping_timeout: float | None
+
+
+@final
+class WebSocketRequest:
+    """A client's opening handshake, waiting for the handler to accept or reject it.
+
+    The handler must call :meth:`accept` or :meth:`reject` once. If it returns
+    without either, the TCP connection is closed without an HTTP answer, as
+    trio-websocket does; if it raises before either, the client gets a 500.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        handshake: ServerHandshake,
+        request: HandshakeRequest,
+        nursery: trio.Nursery,
+        options: _Options,
+    ) -> None:
+        self._stream = stream
+        self._handshake = handshake
+        self._request = request
+        self._nursery = nursery
+        self._options = options
+        self._answer: str | None = None
+        self._connection: WebSocketConnection | None = None
+        self._local = stream_endpoint(stream, local=True)
+        self._remote = stream_endpoint(stream, local=False)
+
+    @property
+    def path(self) -> str:
+        """The request target: path and query, as sent."""
+        return self._request.path
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """Every request header as ``(name, value)`` bytes, names in lowercase, in order."""
+        return list(self._request.headers)
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return list(self._request.subprotocols)
+
+    @property
+    def proposed_subprotocols(self) -> tuple[str, ...]:
+        """The offered subprotocols, under trio-websocket's name."""
+        return tuple(self._request.subprotocols)
+
+    @property
+    def extensions(self) -> list[tuple[str, list[ExtensionParameter]]]:
+        """The extensions the client offered, parsed: ``(name, [(param, value), ...])``."""
+        return [(name, list(params)) for name, params in self._request.extensions]
+
+    @property
+    def local(self) -> Endpoint | str:
+        """The server's :class:`~trio_wsext.connection.Endpoint` (or the stream's ``repr``)."""
+        return self._local
+
+    @property
+    def remote(self) -> Endpoint | str:
+        """The client's :class:`~trio_wsext.connection.Endpoint` (or the stream's ``repr``)."""
+        return self._remote
+
+    def __repr__(self) -> str:
+        return f"<WebSocketRequest {self.path!r} from {self._remote}>"
+
+    def _check_unanswered(self) -> None:
+        if self._answer is not None:
+            raise RuntimeError(f"this request was already {self._answer}")
+
+    async def accept(
+        self, subprotocol: str | None = None, extra_headers: ExtraHeaders = None
+    ) -> WebSocketConnection:
+        """Accept the connection: negotiate extensions, send the 101, start the connection.
+
+        The server's extension factories negotiate the client's offers
+        (:func:`~trio_wsext.negotiation.negotiate_server`); the connection
+        runs until the handler returns, then it is closed.
+
+        Args:
+            subprotocol: one of :attr:`subprotocols`, or ``None``.
+            extra_headers: more response headers (not ``Upgrade``,
+                ``Connection`` nor ``Sec-WebSocket-*``).
+
+        Returns:
+            The open connection.
+
+        Raises:
+            ValueError: the subprotocol was not offered or a header is invalid
+                (the request stays unanswered).
+            RuntimeError: the request was already accepted or rejected.
+            ConnectionClosed: the client went away before the 101 was sent (1006).
+
+        Cancellation while the 101 is sent leaves the request answered but
+        without a connection; the server then closes the stream.
+        """
+        self._check_unanswered()
+        options = self._options
+        response, extensions, response_headers = self._handshake.accept(
+            self._request,
+            subprotocol=subprotocol,
+            extra_headers=extra_headers,
+            extensions=options.extensions,
+        )
+        self._answer = "accepted"
+        try:
+            await self._stream.send_all(response)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            reason = CloseReason.from_code(CloseCode.ABNORMAL_CLOSURE, "client went away")
+            raise ConnectionClosed(reason) from exc
+        connection = WebSocketConnection(
+            self._stream,
+            is_client=False,
+            extensions=extensions,
+            path=self._request.path,
+            subprotocol=subprotocol,
+            request_headers=self._request.headers,
+            response_headers=response_headers,
+            extra_data=self._request.extra_data,
+            message_queue_size=options.message_queue_size,
+            max_message_size=options.max_message_size,
+            disconnect_timeout=options.disconnect_timeout,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+        )
+        await self._nursery.start(connection._run)
+        self._connection = connection
+        return connection
+
+    async def reject(
+        self,
+        status_code: int,
+        extra_headers: ExtraHeaders = None,
+        body: bytes | None = None,
+    ) -> None:
+        """Refuse the connection with an HTTP response, then close the stream.
+
+        Args:
+            status_code: a final HTTP status, 200 to 599 (typically 4xx or 5xx).
+            extra_headers: more response headers.
+            body: the response body, or ``None`` for none.
+
+        Raises:
+            ValueError: the status is not 200-599 or a header is invalid (the
+                request stays unanswered).
+            RuntimeError: the request was already accepted or rejected.
+
+        A client that already went away is not an error. Cancellation closes
+        the stream, maybe before the whole response was sent.
+        """
+        self._check_unanswered()
+        response = self._handshake.reject(status_code, extra_headers=extra_headers, body=body)
+        self._answer = "rejected"
+        await _send_and_close(self._stream, response)
+
+
+async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
+    try:
+        await stream.send_all(response)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        logger.debug("client went away before the HTTP response was sent")
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
+
+
+def _server_extensions(
+    extensions: Sequence[ServerExtensionFactory] | None, compression: str | None
+) -> list[ServerExtensionFactory]:
+    if compression == "deflate":
+        return list(enable_server_permessage_deflate(extensions))
+    if compression is None:
+        return list(extensions or [])
+    raise ValueError(f"compression must be 'deflate' or None, not {compression!r}")
+
+
+@final
+class WebSocketServer:
+    """Serves WebSocket connections on one or more listeners (trio-websocket's class).
+
+    Usually made by :func:`serve_websocket`; build one yourself to serve on
+    listeners you opened, then ``await nursery.start(server.run)``.
+
+    Args:
+        handler: ``async def handler(request: WebSocketRequest)``, called once
+            per connection whose opening handshake is valid.
+        listeners: the :class:`trio.abc.Listener` objects to accept on.
+        handler_nursery: where connection tasks run; by default a nursery of
+            the server's own.
+        extensions: :class:`~trio_wsext.extensions.ServerExtensionFactory`
+            objects; each offer of a client goes to the first unused one of
+            its name.
+        compression: ``"deflate"`` adds the default permessage-deflate
+            factory unless ``extensions`` has one; ``None`` adds nothing.
+        message_queue_size: whole incoming messages buffered per connection.
+        max_message_size: the largest incoming message, in bytes after
+            decompression (1009 beyond), or ``None``.
+        connect_timeout: seconds a client has, from TCP accept, to send its
+            whole opening handshake (TLS included); then it is dropped.
+        disconnect_timeout: seconds for the closing handshake.
+        ping_interval: seconds between keepalive pings, ``None`` for none.
+        ping_timeout: seconds a keepalive pong may take (then 1011), or ``None``.
+
+    Raises:
+        ValueError, TypeError: no listeners, or an option out of range.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+        *,
+        handler_nursery: trio.Nursery | None = None,
+        extensions: Sequence[ServerExtensionFactory] | None = None,
+        compression: str | None = "deflate",
+        message_queue_size: int = 16,
+        max_message_size: int | None = 2**20,
+        connect_timeout: float = 60,
+        disconnect_timeout: float = 60,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+    ) -> None:
+        if not listeners:
+            raise ValueError("listeners must contain at least one listener")
+        check_connection_options(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout,
+        )
+        self._handler = handler
+        self._listeners = list(listeners)
+        self._handler_nursery = handler_nursery
+        self._options = _Options(
+            extensions=_server_extensions(extensions, compression),
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port of the one TCP listener (the kernel's choice for port 0).
+
+        Raises:
+            RuntimeError: there are several listeners (``host=None`` binds
+                IPv4 and IPv6: see :attr:`listeners`), or it has no port.
+        """
+        if len(self._listeners) > 1:
+            raise RuntimeError(
+                f"this server has {len(self._listeners)} listeners; read their ports from"
+                " .listeners"
+            )
+        endpoint = self.listeners[0]
+        if not isinstance(endpoint, Endpoint):
+            raise RuntimeError(f"this listener has no port: {endpoint}")
+        return endpoint.port
+
+    @property
+    def listeners(self) -> list[Endpoint | str]:
+        """Each listener as an :class:`~trio_wsext.connection.Endpoint`, or its ``repr``."""
+        result: list[Endpoint | str] = []
+        for listener in self._listeners:
+            is_ssl = False
+            inner: object = listener
+            if isinstance(listener, trio.SSLListener):
+                inner = listener.transport_listener
+                is_ssl = True
+            if isinstance(inner, trio.SocketListener):
+                address, port, *_ = inner.socket.getsockname()
+                result.append(Endpoint(address, port, is_ssl))
+            else:
+                result.append(repr(listener))
+        return result
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED
+    ) -> NoReturn:
+        """Accept connections until cancelled; ``task_status.started()`` gets this server.
+
+        Use as ``server = await nursery.start(server.run)``. Cancelling it
+        stops accepting and closes every connection it started (unless they
+        run in a ``handler_nursery`` of yours).
+        """
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(
+                    trio.serve_listeners,
+                    self._handle_stream,
+                    self._listeners,
+                    handler_nursery=self._handler_nursery,
+                )
+            )
+            logger.debug("listening on %s", ", ".join(map(str, self.listeners)))
+            task_status.started(self)
+            await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover - sleep_forever never returns
+
+    async def _handle_stream(self, stream: trio.abc.Stream) -> None:
+        """Serve one connection, from the first byte to closing the stream."""
+        try:
+            received = await self._receive_request(stream)
+            if received is None:
+                return
+            handshake, request = received
+            async with trio.open_nursery() as nursery:
+                ws_request = WebSocketRequest(stream, handshake, request, nursery, self._options)
+                await self._run_handler(ws_request)
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _receive_request(
+        self, stream: trio.abc.Stream
+    ) -> tuple[ServerHandshake, HandshakeRequest] | None:
+        """Read the opening handshake within connect_timeout; answer a bad one."""
+        handshake = ServerHandshake()
+        received = 0
+        with trio.move_on_after(self._options.connect_timeout):
+            try:
+                while True:
+                    data = await stream.receive_some(HANDSHAKE_RECEIVE_SIZE)
+                    if not data and not received:
+                        return None  # connected and left (a port check): nothing to answer
+                    received += len(data)
+                    request = handshake.receive_data(bytes(data))
+                    if request is not None:
+                        return handshake, request
+            except HandshakeError as exc:
+                logger.info("refused a bad opening handshake: %s", exc)
+                await _send_and_close(stream, handshake.error_response(exc))
+                return None
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                logger.debug("connection broke during the opening handshake: %r", exc)
+                return None
+        logger.info(
+            "dropped a connection that sent no opening handshake within %s seconds",
+            self._options.connect_timeout,
+        )
+        return None
+
+    async def _run_handler(self, request: WebSocketRequest) -> None:
+        crashed = False
+        try:
+            await self._handler(request)
+        except ConnectionClosed as exc:
+            # A client that goes away is not a bug of the handler.
+            logger.debug("handler for %r ended: connection closed %s", request.path, exc)
+        except Exception:
+            crashed = True
+            logger.exception("connection handler failed for %r", request.path)
+        connection = request._connection
+        if connection is not None:
+            code = CloseCode.INTERNAL_ERROR if crashed else CloseCode.NORMAL_CLOSURE
+            await connection.aclose(code)
+        elif request._answer is None and crashed:
+            await _send_and_close(
+                request._stream,
+                request._handshake.reject(
+                    HANDLER_ERROR_STATUS,
+                    body=b"Failed to open a WebSocket connection: the server's handler failed.\n",
+                ),
+            )
+
+
+async def serve_websocket(
+    handler: Handler,
+    host: str | bytes | None,
+    port: int,
+    ssl_context: ssl.SSLContext | None,
+    *,
+    handler_nursery: trio.Nursery | None = None,
+    extensions: Sequence[ServerExtensionFactory] | None = None,
+    compression: str | None = "deflate",
+    message_queue_size: int = 16,
+    max_message_size: int | None = 2**20,
+    connect_timeout: float = 60,
+    disconnect_timeout: float = 60,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
+) -> NoReturn:
+    """Serve WebSocket connections over TCP (and TLS) until cancelled.
+
+    Use as ``server = await nursery.start(serve_websocket, handler, host, port, None)``:
+    it returns the :class:`WebSocketServer` once listening (``server.port``
+    gives the port chosen for port 0).
+
+    Args:
+        handler: ``async def handler(request: WebSocketRequest)``.
+        host: the address to bind (``"127.0.0.1"``, ``"::1"``, a name), or
+            ``None`` for every interface, IPv4 and IPv6 (then there may be
+            several listeners, with different ports for port 0).
+        port: the port, 0 for any free one.
+        ssl_context: a server :class:`ssl.SSLContext` for ``wss``, or ``None``.
+        handler_nursery: see :class:`WebSocketServer`, as are the others.
+        extensions: see :class:`WebSocketServer`.
+        compression: see :class:`WebSocketServer`.
+        message_queue_size: see :class:`WebSocketServer`.
+        max_message_size: see :class:`WebSocketServer`.
+        connect_timeout: see :class:`WebSocketServer`.
+        disconnect_timeout: see :class:`WebSocketServer`.
+        ping_interval: see :class:`WebSocketServer`.
+        ping_timeout: see :class:`WebSocketServer`.
+        task_status: for ``nursery.start``.
+
+    Raises:
+        OSError: the address cannot be bound.
+        ValueError, TypeError: an option is out of range (before binding).
+    """
+    _server_extensions(extensions, compression)  # ValueError before binding
+    check_connection_options(
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        connect_timeout=connect_timeout,
+    )
+    listeners: Sequence[trio.abc.Listener[trio.abc.Stream]]
+    if ssl_context is None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+    else:
+        listeners = await trio.open_ssl_over_tcp_listeners(
+            port, ssl_context, host=host, https_compatible=True
+        )
+    server = WebSocketServer(
+        handler,
+        listeners,
+        handler_nursery=handler_nursery,
+        extensions=extensions,
+        compression=compression,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+    await server.run(task_status=task_status)

@@ -262,6 +262,17 @@ def test_apply_mask_is_an_involution(data: bytes, key: bytes) -> None:
     assert apply_mask(memoryview(masked), key) == data
 
 
+@pytest.mark.parametrize("size", [8191, 8192, 8193, 65537], ids=str)
+def test_apply_mask_large_payloads(size: int) -> None:
+    """The translate path for large payloads gives the same bytes as a bytewise XOR."""
+    data = bytes(range(251)) * (size // 251) + bytes(size % 251)
+    key = b"\x01\x80\xfe\x3c"
+    expected = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+    assert apply_mask(data, key) == expected
+    assert apply_mask(bytearray(data), key) == expected
+    assert apply_mask(memoryview(expected), key) == data
+
+
 # -- serializing -------------------------------------------------------------------
 
 

@@ -209,6 +209,22 @@ def test_server_does_not_use_factory_after_rsv_conflict() -> None:
     assert factory.calls == [[], [("x", None)]]
 
 
+def test_server_declines_extension_named_as_an_accepted_one() -> None:
+    """An offer whose factory builds an extension of an accepted name is declined."""
+
+    class AliasFactory(SeedServerFactory):
+        def process_request_params(
+            self, parameters: Sequence[ExtensionParameter]
+        ) -> tuple[list[ExtensionParameter], Extension]:
+            return [], FakeExtension("a", parameters)
+
+    response, extensions = negotiate_server(
+        [SeedServerFactory("a"), AliasFactory("alias")], offers("a, alias")
+    )
+    assert response == [("a", [])]
+    assert len(extensions) == 1
+
+
 def test_server_propagates_factory_bug() -> None:
     """An exception other than NegotiationError is a bug in the factory and propagates."""
 

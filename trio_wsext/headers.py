@@ -27,16 +27,21 @@ unchanged. A value that *is* a token is always sent bare, as the RFC intends.
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from collections.abc import Callable, Sequence
-from typing import Final, TypeVar
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Final, TypeAlias, TypeVar
 
 from .exceptions import InvalidHeaderFormat
 from .extensions.base import ExtensionParameter
 
 __all__ = [
+    "HeadersLike",
     "build_extension_header",
+    "build_host",
     "build_subprotocol_header",
+    "header_values",
+    "normalize_headers",
     "parse_extension_header",
     "parse_subprotocol_header",
     "parse_token_list",
@@ -46,6 +51,13 @@ __all__ = [
 T = TypeVar("T")
 
 ExtensionHeader = tuple[str, list[ExtensionParameter]]
+
+HeadersLike: TypeAlias = (
+    Sequence[tuple[str | bytes, str | bytes]]
+    | Mapping[str, str | bytes]
+    | Mapping[bytes, str | bytes]
+)
+"""Headers as users give them: ``(name, value)`` pairs or a mapping, ``str`` or ``bytes``."""
 
 EXTENSIONS: Final = "Sec-WebSocket-Extensions"
 PROTOCOL: Final = "Sec-WebSocket-Protocol"
@@ -66,6 +78,13 @@ _QUOTED_PAIR_RE: Final = re.compile(r"\\([\t\x20-\x7e\x80-\xff])")
 # is left out because the handshake sends header values as ASCII.
 _QUOTABLE_RE: Final = re.compile(r"[\t\x20-\x7e]*")
 _NEEDS_ESCAPE_RE: Final = re.compile(r'(["\\])')
+
+# RFC 7230 §3.2: field-name = token.
+_TOKEN_BYTES_RE: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+# RFC 7230 §3.2: field-value = *( field-content / obs-fold ): no CTL but HTAB.
+_FIELD_VALUE_RE: Final = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
+# RFC 3986 §3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ).
+_REG_NAME_RE: Final = re.compile(r"[-A-Za-z0-9._~%!$&'()*+,;=]+")
 
 
 def _is_token(value: str) -> bool:
@@ -291,3 +310,73 @@ def build_subprotocol_header(subprotocols: Sequence[str]) -> str:
         if not _is_token(subprotocol):
             raise ValueError(f"subprotocol {subprotocol!r} is not a token")
     return ", ".join(subprotocols)
+
+
+def normalize_headers(
+    headers: HeadersLike | None, *, reserved: Collection[bytes] = frozenset()
+) -> list[tuple[bytes, bytes]]:
+    """Turn headers given by a user into checked ``(name, value)`` byte pairs.
+
+    ``str`` names are encoded as ASCII, ``str`` values as UTF-8; values lose
+    surrounding whitespace (:rfc:`7230#section-3.2.4`).
+
+    Args:
+        headers: pairs or a mapping, or ``None`` for none.
+        reserved: lowercase names that the caller sets itself.
+
+    Raises:
+        ValueError: a name is not a token, a value holds a control character
+            (CR and LF included, so that no header can be injected), or a
+            name is reserved.
+    """
+    if headers is None:
+        return []
+    items: list[tuple[str | bytes, str | bytes]] = (
+        list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    )
+    result = []
+    for name, value in items:
+        raw_name = name.encode("utf-8") if isinstance(name, str) else bytes(name)
+        raw_value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        if _TOKEN_BYTES_RE.fullmatch(raw_name) is None:
+            raise ValueError(f"header name {name!r} is not a token")
+        if _FIELD_VALUE_RE.fullmatch(raw_value) is None:
+            raise ValueError(f"value of header {name!r} holds a control character")
+        if raw_name.lower() in reserved:
+            raise ValueError(f"extra_headers may not set {raw_name.decode()}: the handshake does")
+        result.append((raw_name, raw_value.strip(b" \t")))
+    return result
+
+
+def header_values(headers: Sequence[tuple[bytes, bytes]], name: str) -> list[str]:
+    """Return the value of every line of header ``name`` (any case), as Latin-1 text."""
+    key = name.lower().encode("ascii")
+    return [value.decode("latin-1") for raw, value in headers if raw.lower() == key]
+
+
+def build_host(host: str, port: int, *, secure: bool) -> str:
+    """Build a ``Host`` value (:rfc:`7230#section-5.4`).
+
+    IPv6 literals get brackets (:rfc:`3986#section-3.2.2`); international
+    names are IDNA-encoded; the port is left out when it is the default for
+    the scheme (:rfc:`6455#section-4.1`: "if the port is not the default").
+
+    Raises:
+        ValueError: ``host`` is not an IP address nor a host name.
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            name = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            name = ""
+        if _REG_NAME_RE.fullmatch(name) is None:
+            raise ValueError(f"host {host!r} is not a valid host name") from None
+        host = name
+    else:
+        if address.version == 6:
+            host = f"[{host}]"
+    if port != (443 if secure else 80):
+        host = f"{host}:{port}"
+    return host

@@ -90,14 +90,14 @@ class MessageAssembler:
             for text), or ``None`` for no limit.
     """
 
-    __slots__ = ("_decoder", "_max_size", "_opcode", "_parts", "_size", "_text_parts")
+    __slots__ = ("_decoder", "_max_size", "_opcode", "_parts", "_text_parts", "size")
 
     def __init__(self, max_size: int | None) -> None:
         self._max_size = max_size
         #: The opcode of the fragmented message in progress, or ``None``.
         self._opcode: Opcode | None = None
-        #: Decoded bytes of the message in progress so far.
-        self._size = 0
+        #: Decoded bytes of the message in progress so far (0 between messages).
+        self.size = 0
         self._parts: list[bytes] = []
         self._text_parts: list[str] = []
         #: One decoder for the connection, reset at the start of each fragmented text message.
@@ -113,7 +113,7 @@ class MessageAssembler:
         """What the message in progress (or the next one) may still add, or ``None``."""
         if self._max_size is None:
             return None
-        return self._max_size - self._size
+        return self._max_size - self.size
 
     def check_frame(self, opcode: Opcode) -> None:
         """Check a data frame's opcode against the message in progress.
@@ -151,7 +151,7 @@ class MessageAssembler:
                 first frame that makes the sequence invalid.
         """
         data = frame.data
-        size = self._size + len(data)
+        size = self.size + len(data)
         if self._max_size is not None and size > self._max_size:
             raise PayloadTooBig(f"message exceeds the size limit of {self._max_size} bytes")
         opcode = self._opcode
@@ -167,7 +167,7 @@ class MessageAssembler:
             opcode = self._opcode = frame.opcode
             if opcode is _TEXT:
                 self._decoder.reset()
-        self._size = size
+        self.size = size
         if opcode is _TEXT:
             decoder = self._decoder
             try:
@@ -188,7 +188,7 @@ class MessageAssembler:
             message = b"".join(self._parts)
             self._parts = []
         self._opcode = None
-        self._size = 0
+        self.size = 0
         return message
 
     @staticmethod

@@ -267,6 +267,7 @@ class Protocol:
         # a connection if it detects a masked frame."
         self._parser = FrameParser(require_mask=side is Side.SERVER)
         self._assembler = MessageAssembler(max_message_size)
+        self._whole_limit = self._frame_limit(0)
         self._events: list[Event] = []
         self._receiving = True
         self._failure: ConnectionFailed | None = None
@@ -339,10 +340,13 @@ class Protocol:
             return
         parser = self._parser
         parser.feed(data)
+        assembler = self._assembler
+        whole_limit = self._whole_limit
         try:
             while self._receiving:
+                size = assembler.size
                 try:
-                    frame = parser.next_frame(self._frame_limit())
+                    frame = parser.next_frame(self._frame_limit(size) if size else whole_limit)
                 except PayloadTooBig as exc:
                     raise self._too_big() from exc
                 if frame is None:
@@ -357,13 +361,14 @@ class Protocol:
         self._events = []
         return events
 
-    def _frame_limit(self) -> int | None:
-        # The largest payload the next frame's header may announce: what is
-        # left of the message budget (plus DEFLATE's worst-case expansion when
-        # extensions run), and never less than a control frame may carry.
-        remaining = self._assembler.remaining
-        if remaining is None:
+    def _frame_limit(self, size: int) -> int | None:
+        # The largest payload the next frame's header may announce, when the
+        # message in progress has ``size`` bytes: what is left of the budget
+        # (plus DEFLATE's worst-case expansion when extensions run), and never
+        # less than a control frame may carry.
+        if self.max_message_size is None:
             return None
+        remaining = self.max_message_size - size
         if self._chain is not None:
             remaining += (remaining >> 11) + _WIRE_SLACK
         return remaining if remaining > MAX_CONTROL_PAYLOAD else MAX_CONTROL_PAYLOAD

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 from trio_wsext.exceptions import PayloadTooBig, ProtocolError
 from trio_wsext.extensions.base import Extension
+from trio_wsext.extensions.permessage_deflate import PerMessageDeflate
 from trio_wsext.frames import Close, Frame, FrameParser, Opcode, apply_mask
 from trio_wsext.protocol import (
     CloseReceived,
@@ -1157,3 +1159,28 @@ def test_masking_key_changes_between_frames() -> None:
         protocol.send_message(b"")
         keys.add(protocol.data_to_send()[2:6])
     assert len(keys) == 20
+
+
+@SIDES
+def test_incompressible_message_of_max_size_passes_with_deflate(side: Side) -> None:
+    """1 MiB of random bytes grows under DEFLATE; the header slack still lets it in."""
+    pair = ProtocolPair([PerMessageDeflate(False)], [PerMessageDeflate(True)])
+    message = os.urandom(2**20)
+    pair.end(side).send_message(message)
+    wire = pair.end(side).data_to_send()
+    assert len(wire) > 2**20 + 14  # the compressed payload is larger than the limit
+    pair.peer(side).receive_data(wire)
+    assert pair.peer(side).events_received() == [Message(message)]
+
+
+@SIDES
+def test_deflate_bomb_fails_with_1009(side: Side) -> None:
+    """A small compressed frame that inflates past max_message_size fails with 1009."""
+    pair = ProtocolPair([PerMessageDeflate(False)], [PerMessageDeflate(True)])
+    pair.end(side).send_message(bytes(2**20 + 1))
+    wire = pair.end(side).data_to_send()
+    assert len(wire) < 2000
+    pair.peer(side).receive_data(wire)
+    failed(
+        pair.peer(side).events_received(), 1009, "message exceeds the size limit of 1048576 bytes"
+    )

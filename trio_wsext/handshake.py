@@ -112,30 +112,13 @@ DEFAULT_USER_AGENT: Final = (
 )
 
 # Headers that the handshake writes itself; extra_headers may not set them.
-_CLIENT_RESERVED: Final = frozenset(
-    {
-        b"upgrade",
-        b"connection",
-        b"sec-websocket-key",
-        b"sec-websocket-version",
-        b"sec-websocket-protocol",
-        b"sec-websocket-extensions",
-        b"content-length",
-        b"transfer-encoding",
-    }
+_FRAMING: Final = frozenset({b"content-length", b"transfer-encoding"})
+_UPGRADE: Final = frozenset(
+    b"upgrade connection sec-websocket-protocol sec-websocket-extensions".split()
 )
-_ACCEPT_RESERVED: Final = frozenset(
-    {
-        b"upgrade",
-        b"connection",
-        b"sec-websocket-accept",
-        b"sec-websocket-protocol",
-        b"sec-websocket-extensions",
-        b"content-length",
-        b"transfer-encoding",
-    }
-)
-_REJECT_RESERVED: Final = frozenset({b"content-length", b"transfer-encoding"})
+_CLIENT_RESERVED: Final = _FRAMING | _UPGRADE | {b"sec-websocket-key", b"sec-websocket-version"}
+_ACCEPT_RESERVED: Final = _FRAMING | _UPGRADE | {b"sec-websocket-accept"}
+_REJECT_RESERVED: Final = _FRAMING
 
 
 def accept_key(key: str) -> str:
@@ -543,16 +526,10 @@ class ServerHandshake:
                 return None
             if isinstance(event, h11.Request):
                 self._request = self._check_request(event)
-            elif isinstance(event, h11.Data):  # pragma: no cover - refused at the head
-                raise self._fail(400, HandshakeError("a handshake request has no body"))
             elif isinstance(event, h11.EndOfMessage) and self._request is not None:
                 self._done = True
                 return attrs.evolve(self._request, extra_data=self._connection.trailing_data[0])
-            elif isinstance(event, h11.ConnectionClosed):  # pragma: no cover - h11 raises
-                raise self._fail(
-                    400, HandshakeError("connection closed before the request was complete")
-                )
-            else:  # pragma: no cover - h11 gives Request, then EndOfMessage
+            else:  # pragma: no cover - h11 gives Request, then EndOfMessage (no body: refused)
                 raise self._fail(400, HandshakeError(f"unexpected HTTP event: {event!r}"))
 
     def _check_request(self, event: h11.Request) -> HandshakeRequest:

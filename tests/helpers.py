@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -20,6 +21,7 @@ from trio_wsext.extensions.base import (
     ServerExtensionFactory,
 )
 from trio_wsext.frames import Frame, FrameParser, Opcode, serialize_frame
+from trio_wsext.handshake import ClientHandshake
 
 # -- the seed's custom extension, ported (imports and nothing else changed) ----------------
 
@@ -35,7 +37,9 @@ class SimpleEncryptionExtension(Extension):
         """Encrypt outgoing data frames."""
         if frame.opcode in [Opcode.TEXT, Opcode.BINARY]:
             # Simple XOR encryption (NOT secure!)
-            encrypted_data = bytes(b ^ self.key[i % len(self.key)] for i, b in enumerate(frame.data))
+            encrypted_data = bytes(
+                b ^ self.key[i % len(self.key)] for i, b in enumerate(frame.data)
+            )
             return frame._replace(data=encrypted_data)
         return frame
 
@@ -43,7 +47,9 @@ class SimpleEncryptionExtension(Extension):
         """Decrypt incoming data frames."""
         if frame.opcode in [Opcode.TEXT, Opcode.BINARY]:
             # XOR decryption (same as encryption for XOR)
-            decrypted_data = bytes(b ^ self.key[i % len(self.key)] for i, b in enumerate(frame.data))
+            decrypted_data = bytes(
+                b ^ self.key[i % len(self.key)] for i, b in enumerate(frame.data)
+            )
             return frame._replace(data=decrypted_data)
         return frame
 
@@ -84,9 +90,7 @@ class SimpleEncryptionServerFactory(ServerExtensionFactory):
             raise NegotiationError("Invalid encryption key")
 
         # Return response parameters and extension
-        response_params: list[ExtensionParameter] = [
-            ("key", base64.b64encode(self.key).decode())
-        ]
+        response_params: list[ExtensionParameter] = [("key", base64.b64encode(self.key).decode())]
         extension = SimpleEncryptionExtension(self.key)
 
         return response_params, extension
@@ -111,6 +115,8 @@ async def open_connection_pair(
     both connections; keepalive is off unless given.
     """
     options.setdefault("ping_interval", None)
+    client_stream: trio.abc.Stream
+    server_stream: trio.abc.Stream
     if lockstep:
         client_stream, server_stream = trio.testing.lockstep_stream_pair()
     else:
@@ -175,6 +181,8 @@ async def open_raw_pair(
         options: for the connection; keepalive is off unless given.
     """
     options.setdefault("ping_interval", None)
+    ours: trio.abc.Stream
+    theirs: trio.abc.Stream
     if lockstep:
         ours, theirs = trio.testing.lockstep_stream_pair()
     else:
@@ -184,3 +192,100 @@ async def open_raw_pair(
         await nursery.start(connection._run)
         yield connection, RawPeer(theirs, is_client=not client)
         nursery.cancel_scope.cancel()
+
+
+# -- servers without sockets, clients without client.py -----------------------------------------
+
+
+class MemoryListener(trio.abc.Listener[trio.abc.Stream]):
+    """A listener whose connections are in-memory stream pairs (works with autojump_clock)."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[trio.abc.Stream](0)
+
+    async def accept(self) -> trio.abc.Stream:
+        """Return the server end of the next :meth:`connect`."""
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise trio.ClosedResourceError("listener closed") from None
+
+    async def aclose(self) -> None:
+        """Stop accepting."""
+        self._receive.close()
+        await trio.lowlevel.checkpoint()
+
+    async def connect(self) -> trio.abc.Stream:
+        """Connect: hand the server end to :meth:`accept` and return the client end."""
+        client, server = trio.testing.memory_stream_pair()
+        await self._send.send(server)
+        return client
+
+
+async def handshake_client(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    resource: str = "/",
+    *,
+    subprotocols: Sequence[str] | None = None,
+    extensions: Sequence[ClientExtensionFactory] = (),
+    extra_headers: Sequence[tuple[str | bytes, str | bytes]] | None = None,
+    **options: Any,
+) -> WebSocketConnection:
+    """Run the client handshake over ``stream`` and start a connection in ``nursery``.
+
+    This is the sans-I/O handshake plus :class:`WebSocketConnection`, without
+    ``client.py``, so that server tests stand on their own.
+
+    Raises:
+        ConnectionRejected, HandshakeError: as :class:`ClientHandshake` does.
+    """
+    options.setdefault("ping_interval", None)
+    handshake = ClientHandshake(
+        "example.com",
+        80,
+        resource,
+        subprotocols=subprotocols,
+        extensions=extensions,
+        extra_headers=extra_headers,
+    )
+    await stream.send_all(handshake.request_bytes())
+    while True:
+        data = await stream.receive_some(65536)
+        result = handshake.receive_data(bytes(data))
+        if result is not None:
+            break
+    connection = WebSocketConnection(
+        stream,
+        is_client=True,
+        extensions=result.extensions,
+        path=resource,
+        subprotocol=result.subprotocol,
+        request_headers=handshake.request_headers,
+        response_headers=result.response_headers,
+        extra_data=result.extra_data,
+        **options,
+    )
+    await nursery.start(connection._run)
+    return connection
+
+
+async def receive_all(stream: trio.abc.ReceiveStream) -> bytes:
+    """Read ``stream`` until EOF and return everything."""
+    chunks = []
+    while data := await stream.receive_some(65536):
+        chunks.append(bytes(data))
+    return b"".join(chunks)
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+#: Whether this machine can listen on ::1 (the IPv6 tests skip otherwise).
+HAS_IPV6 = _has_ipv6_loopback()

@@ -569,7 +569,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ValueError: the code may not be sent or the reason is too long.
         """
         if self._closed is None:
-            Close(code, reason or "").serialize()  # ValueError for a bad code or reason
+            if not is_valid_close_code(code):  # RFC 6455 §7.4.1: 1005, 1006, 1015 are never sent
+                raise ValueError(f"close code {code} may not be sent")
+            Close(code, reason or "").serialize()  # ValueError for a reason over 123 bytes
             self._closed = CloseReason.from_code(code, reason)
             self._local_close = True
             self._discard_incoming = True
@@ -640,6 +642,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._close_cause = cause
         self._discard_incoming = True
         self._receive_done = True
+        self._message_send.close()  # get_message: what is queued, then ConnectionClosed
         if self._close_request is None and is_valid_close_code(code):
             self._failing = True
             self._request_close(code, reason)
@@ -762,7 +765,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
         match event:
             case Message(data=data):
                 if not self._discard_incoming:
-                    await self._message_send.send(data)  # a full queue stops reading here
+                    # A full queue stops reading here. ClosedResourceError: the
+                    # connection failed meanwhile (keepalive); drop the message.
+                    with contextlib.suppress(trio.ClosedResourceError):
+                        await self._message_send.send(data)
             case Ping(payload=payload):
                 if self._close_request is None:
                     self._pending_pong = payload
@@ -786,6 +792,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     def _on_close_received(self, code: int, reason: str) -> None:
         self._close_received = True
+        self._message_send.close()  # no message can follow a close frame
         if self._closed is None:
             self._closed = CloseReason.from_code(code, reason or None)
         if self._close_request is None:

@@ -1,0 +1,681 @@
+"""WebSocketConnection over in-memory streams: messages, pings, closing, failures, backpressure."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+from helpers import open_connection_pair, open_raw_pair
+
+from trio_wsext.connection import (
+    OUTGOING_QUEUE_SIZE,
+    RECEIVE_SIZE,
+    THREAD_SEND_THRESHOLD,
+    ConnectionStatistics,
+    Endpoint,
+    WebSocketConnection,
+)
+from trio_wsext.exceptions import ConnectionClosed, PayloadTooBig, ProtocolError
+from trio_wsext.extensions.base import Extension
+from trio_wsext.frames import Close, CloseReason, Frame, Opcode
+
+Pair = tuple[WebSocketConnection, WebSocketConnection]
+
+
+def _close_frame(code: int, reason: str = "") -> Frame:
+    return Frame(Opcode.CLOSE, Close(code, reason).serialize())
+
+
+async def _collect(connection: WebSocketConnection, into: list[str | bytes]) -> None:
+    async for message in connection:
+        into.append(message)
+
+
+def _sender_and_receiver(pair: Pair, sender: str) -> Pair:
+    client, server = pair
+    return (client, server) if sender == "client" else (server, client)
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sender", ["client", "server"])
+@pytest.mark.parametrize(
+    "message",
+    ["", "héllo wörld", "x" * 70_000, b"", b"\x00\xff\x80", b"y" * 70_000],
+    ids=["empty-text", "utf8-text", "70k-text", "empty-binary", "binary", "70k-binary"],
+)
+async def test_message_round_trips_unchanged(
+    connection_pair: Pair, sender: str, message: str | bytes
+) -> None:
+    """A text or binary message of any size arrives as it was sent, either way."""
+    a, b = _sender_and_receiver(connection_pair, sender)
+    await a.send_message(message)
+    assert await b.get_message() == message
+
+
+@pytest.mark.parametrize(
+    "make", [bytearray, memoryview], ids=["bytearray", "memoryview-of-bytearray"]
+)
+async def test_send_message_copies_a_mutable_buffer(connection_pair: Pair, make: Any) -> None:
+    """A buffer changed right after send_message returns is sent as it was."""
+    client, server = connection_pair
+    buffer = bytearray(b"abc")
+    await client.send_message(make(buffer))
+    buffer[:] = b"xyz"
+    assert await server.get_message() == b"abc"
+
+
+async def test_send_message_refuses_a_non_message(connection_pair: Pair) -> None:
+    """Anything but str and bytes-like is a TypeError naming the type."""
+    client, _ = connection_pair
+    with pytest.raises(TypeError, match=r"^message must be str or bytes-like, not int$"):
+        await client.send_message(42)  # type: ignore[arg-type]
+
+
+async def test_send_message_refuses_a_non_bool_compress(connection_pair: Pair) -> None:
+    """``compress`` is True, False or None."""
+    client, _ = connection_pair
+    with pytest.raises(TypeError, match=r"^compress must be True, False or None, not 'no'$"):
+        await client.send_message("x", compress="no")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lockstep", [False, True], ids=["buffered", "lockstep"])
+async def test_concurrent_send_message_keeps_messages_whole_and_in_task_order(
+    lockstep: bool,
+) -> None:
+    """Twenty tasks sending at once: every message intact, each task's in order."""
+    tasks, per_task = 20, 5
+    async with open_connection_pair(lockstep=lockstep) as (client, server):
+
+        async def sender(task: int) -> None:
+            for index in range(per_task):
+                await client.send_message(f"{task}:{index}:" + "x" * (997 * (task + 1)))
+
+        received: list[str | bytes] = []
+        async with trio.open_nursery() as nursery:
+            for task in range(tasks):
+                nursery.start_soon(sender, task)
+            for _ in range(tasks * per_task):
+                received.append(await server.get_message())
+    seen: dict[int, list[int]] = {}
+    for message in received:
+        assert isinstance(message, str)
+        number, index, body = message.split(":")
+        assert body == "x" * (997 * (int(number) + 1))
+        seen.setdefault(int(number), []).append(int(index))
+    assert seen == {task: list(range(per_task)) for task in range(tasks)}
+
+
+async def test_cancelled_get_message_loses_no_message(autojump_clock: trio.abc.Clock) -> None:
+    """get_message cancelled while waiting, again and again: every message still arrives."""
+    async with open_connection_pair() as (client, server):
+
+        async def send_slowly() -> None:
+            for index in range(20):
+                await trio.sleep(1.5)
+                await client.send_message(str(index))
+
+        received: list[str | bytes] = []
+        cancelled = 0
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(send_slowly)
+            while len(received) < 20:
+                with trio.move_on_after(1) as scope:
+                    received.append(await server.get_message())
+                cancelled += scope.cancelled_caught
+    assert received == [str(index) for index in range(20)]
+    assert cancelled >= 10
+
+
+# -- pings -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sender", ["client", "server"])
+@pytest.mark.parametrize("payload", [None, b"", b"abc"], ids=["random", "empty", "given"])
+async def test_ping_returns_when_the_pong_arrives(
+    connection_pair: Pair, sender: str, payload: bytes | None
+) -> None:
+    """The peer answers a ping by itself and ping() returns."""
+    a, _ = _sender_and_receiver(connection_pair, sender)
+    with trio.fail_after(1):
+        await a.ping(payload)
+
+
+@pytest.mark.parametrize("client", [True, False], ids=["client", "server"])
+async def test_ping_from_the_peer_is_answered_without_the_application(client: bool) -> None:
+    """A ping gets a pong with the same payload while nobody calls get_message."""
+    async with open_raw_pair(client=client) as (_, peer):
+        await peer.send_frame(Frame(Opcode.PING, b"are you there"))
+        assert await peer.receive_frame() == Frame(Opcode.PONG, b"are you there")
+
+
+async def test_ping_refuses_a_payload_already_in_flight(autojump_clock: trio.abc.Clock) -> None:
+    """Two pings with one payload cannot be told apart: ValueError."""
+    async with open_raw_pair() as (connection, _), trio.open_nursery() as nursery:
+        nursery.start_soon(connection.ping, b"same")
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(
+            ValueError, match=r"^a ping with payload b'same' is already in flight$"
+        ):
+            await connection.ping(b"same")
+        nursery.cancel_scope.cancel()
+
+
+async def test_ping_refuses_a_payload_over_125_bytes(connection_pair: Pair) -> None:
+    """RFC 6455 §5.5: control frames carry at most 125 bytes."""
+    client, _ = connection_pair
+    with pytest.raises(ValueError, match=r"^ping payload is 126 bytes, more than 125$"):
+        await client.ping(b"x" * 126)
+    with pytest.raises(ValueError, match=r"^pong payload is 126 bytes, more than 125$"):
+        await client.pong(b"x" * 126)
+
+
+async def test_pong_answers_every_earlier_ping(autojump_clock: trio.abc.Clock) -> None:
+    """A pong for the second ping also wakes the first (RFC 6455 §5.5.3)."""
+    answered: list[bytes] = []
+    async with open_raw_pair() as (connection, peer):
+
+        async def ping(payload: bytes) -> None:
+            await connection.ping(payload)
+            answered.append(payload)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ping, b"1")
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(ping, b"2")
+            assert (await peer.receive_frame()).data == b"1"
+            assert (await peer.receive_frame()).data == b"2"
+            await peer.send_frame(Frame(Opcode.PONG, b"2"))
+    assert sorted(answered) == [b"1", b"2"]
+
+
+async def test_unsolicited_pong_is_ignored_by_the_peer(connection_pair: Pair) -> None:
+    """A pong nobody asked for is no message and breaks nothing."""
+    client, server = connection_pair
+    await client.pong(b"heartbeat")
+    await client.send_message("after")
+    assert await server.get_message() == "after"
+    await server.ping(b"still fine")
+
+
+async def test_ping_raises_connection_closed_when_the_connection_closes(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A ping waiting for its pong raises ConnectionClosed when the peer closes."""
+    async with open_raw_pair() as (connection, peer), trio.open_nursery() as nursery:
+        nursery.start_soon(peer.send_frame, _close_frame(1001, "bye"))
+        with pytest.raises(ConnectionClosed, match=r"^1001 \(GOING_AWAY\) bye$"):
+            await connection.ping(b"p")
+
+
+# -- keepalive ---------------------------------------------------------------------------
+
+
+async def test_keepalive_keeps_an_idle_connection_open(autojump_clock: trio.abc.Clock) -> None:
+    """Pings every 5 s answered in time: a minute later both ends are open."""
+    async with open_connection_pair(ping_interval=5, ping_timeout=5) as (client, server):
+        await trio.sleep(60)
+        assert client.closed is None
+        assert server.closed is None
+        # 12 pings each way, 6-byte headers + 4-byte payload (+ 4-byte mask from the client)
+        assert client.statistics().wire_bytes_sent >= 12 * 10
+
+
+@pytest.mark.parametrize("client", [True, False], ids=["client", "server"])
+async def test_keepalive_closes_with_1011_when_the_pong_is_late(
+    autojump_clock: trio.abc.Clock, client: bool
+) -> None:
+    """No pong within ping_timeout: close frame 1011, stream closed, closed says why."""
+    async with open_raw_pair(client=client, ping_interval=5, ping_timeout=2) as (connection, peer):
+        assert (await peer.receive_frame()).opcode is Opcode.PING
+        close = await peer.receive_frame()
+        assert Close.parse(close.data) == Close(1011, "keepalive ping timeout")
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+        assert connection.closed == CloseReason(1011, "INTERNAL_ERROR", "keepalive ping timeout")
+        with pytest.raises(ConnectionClosed, match=r"^1011 \(INTERNAL_ERROR\) keepalive"):
+            await connection.get_message()
+
+
+# -- closing -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("closer", ["client", "server"])
+async def test_close_handshake_sets_closed_on_both_sides(
+    connection_pair: Pair, closer: str
+) -> None:
+    """aclose(code, reason) reaches the peer, and both ends report it."""
+    a, b = _sender_and_receiver(connection_pair, closer)
+    await a.aclose(4000, "done")
+    expected = CloseReason(4000, "PRIVATE", "done")
+    assert a.closed == expected
+    assert b.closed == expected
+    for end in (a, b):
+        with pytest.raises(ConnectionClosed, match=r"^4000 \(PRIVATE\) done$"):
+            await end.send_message("late")
+
+
+@pytest.mark.parametrize("code", [1000, 1001], ids=["normal", "going-away"])
+async def test_async_for_ends_after_a_normal_close(connection_pair: Pair, code: int) -> None:
+    """Messages sent before the close are read, then the loop ends."""
+    client, server = connection_pair
+    await client.send_message("a")
+    await client.send_message(b"b")
+    await client.aclose(code)
+    assert [message async for message in server] == ["a", b"b"]
+
+
+@pytest.mark.parametrize("code", [1011, 4000], ids=["internal-error", "private"])
+async def test_async_for_raises_after_another_close(connection_pair: Pair, code: int) -> None:
+    """After a close with an error code, the loop raises ConnectionClosed."""
+    client, server = connection_pair
+    await client.send_message("a")
+    await client.aclose(code, "why")
+    received: list[str | bytes] = []
+    with pytest.raises(ConnectionClosed, match=rf"^{code} \(\w+\) why$"):
+        await _collect(server, received)
+    assert received == ["a"]
+
+
+@pytest.mark.parametrize("client", [True, False], ids=["client", "server"])
+async def test_close_without_a_code_is_echoed_empty_and_ends_async_for(client: bool) -> None:
+    """An empty close frame (1005, what browsers send) is echoed empty; iteration ends."""
+    async with open_raw_pair(client=client) as (connection, peer):
+        await peer.send_frame(Frame(Opcode.CLOSE, b""))
+        assert await peer.receive_frame() == Frame(Opcode.CLOSE, b"")
+        with trio.fail_after(5):  # at once: no message can follow a close frame
+            assert [message async for message in connection] == []
+        assert connection.closed == CloseReason(1005, "NO_STATUS_RCVD", None)
+
+
+async def test_local_close_discards_pending_messages(connection_pair: Pair) -> None:
+    """After our own aclose(), queued incoming messages are not returned."""
+    client, server = connection_pair
+    await client.send_message("pending")
+    await trio.testing.wait_all_tasks_blocked()
+    await server.aclose()
+    with pytest.raises(ConnectionClosed, match=r"^1000 \(NORMAL_CLOSURE\)$"):
+        await server.get_message()
+
+
+async def test_aclose_is_idempotent(connection_pair: Pair) -> None:
+    """A second aclose (another code even) returns at once and changes nothing."""
+    client, server = connection_pair
+    await client.aclose(1001)
+    await client.aclose(1000)
+    await server.aclose()
+    assert client.closed == server.closed == CloseReason(1001, "GOING_AWAY", None)
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "message"),
+    [
+        (1005, None, r"^close code 1005 may not be sent$"),
+        (1006, None, r"^close code 1006 may not be sent$"),
+        (999, None, r"^close code 999 may not be sent$"),
+        (5000, None, r"^close code 5000 may not be sent$"),
+        (1000, "é" * 62, r"^close reason is longer than 123 bytes in UTF-8$"),
+    ],
+    ids=["no-status", "abnormal", "below-range", "above-range", "long-reason"],
+)
+async def test_aclose_refuses_what_may_not_be_sent(
+    connection_pair: Pair, code: int, reason: str | None, message: str
+) -> None:
+    """Reserved or out-of-range codes and over-long reasons raise ValueError; still open."""
+    client, _ = connection_pair
+    with pytest.raises(ValueError, match=message):
+        await client.aclose(code, reason)
+    assert client.closed is None
+
+
+async def test_aclose_gives_up_after_disconnect_timeout(autojump_clock: trio.abc.Clock) -> None:
+    """A peer that never answers our close frame: aclose gives up after the timeout."""
+    async with open_raw_pair(disconnect_timeout=10) as (connection, peer):
+        start = trio.current_time()
+        await connection.aclose()
+        assert trio.current_time() - start == pytest.approx(10)
+        assert Close.parse((await peer.receive_frame()).data) == Close(1000)
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+
+
+async def test_server_closes_tcp_as_soon_as_the_close_handshake_is_done(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """RFC 6455 §7.1.1: the server closes TCP first, without waiting for the client."""
+    async with open_raw_pair(client=False, disconnect_timeout=10) as (_, peer):
+        start = trio.current_time()
+        await peer.send_frame(_close_frame(1000))
+        assert await peer.receive_frame() == _close_frame(1000)
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+        assert trio.current_time() == start
+
+
+async def test_client_waits_for_the_server_to_close_tcp(autojump_clock: trio.abc.Clock) -> None:
+    """After the close frames crossed, the client keeps TCP open until the server closes it."""
+    async with open_raw_pair(client=True, disconnect_timeout=10) as (connection, peer):
+        await peer.send_frame(_close_frame(1000))
+        assert await peer.receive_frame() == _close_frame(1000)
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.aclose)
+            await trio.sleep(3)
+            await peer.stream.aclose()
+        assert trio.current_time() - start == pytest.approx(3)
+
+
+async def test_client_closes_tcp_itself_when_the_server_does_not(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A server that never closes TCP holds the client at most disconnect_timeout."""
+    async with open_raw_pair(client=True, disconnect_timeout=10) as (connection, peer):
+        start = trio.current_time()
+        await peer.send_frame(_close_frame(1000))
+        await connection.aclose()
+        assert trio.current_time() - start == pytest.approx(10)
+        assert connection.closed == CloseReason(1000, "NORMAL_CLOSURE", None)
+
+
+async def test_aclose_finishes_while_the_incoming_queue_is_full(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A reader blocked on a full queue does not stall our closing handshake."""
+    async with open_connection_pair(message_queue_size=1) as (client, server):
+        for index in range(5):
+            await client.send_message(str(index))
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        await server.aclose()
+        assert trio.current_time() == start
+        assert client.closed == CloseReason(1000, "NORMAL_CLOSURE", None)
+
+
+# -- failures ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("wire", "code"),
+    [
+        (b"\x81\x02hi", 1002),
+        (b"\x83\x80\x00\x00\x00\x00", 1002),
+        (b"\x81\x82\x00\x00\x00\x00\xc3\x28", 1007),
+        (b"\x82\x8b\x00\x00\x00\x00" + b"x" * 11, 1009),
+    ],
+    ids=["unmasked-from-client", "reserved-opcode", "invalid-utf8", "too-big"],
+)
+async def test_peer_protocol_violation_fails_with_its_close_code(wire: bytes, code: int) -> None:
+    """The server sends the violation's close code, closes TCP, and keeps the cause."""
+    async with open_raw_pair(client=False, max_message_size=10) as (connection, peer):
+        await peer.stream.send_all(wire)
+        assert Close.parse((await peer.receive_frame()).data).code == code
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+        assert connection.closed is not None
+        assert connection.closed.code == code
+        with pytest.raises(ConnectionClosed) as caught:
+            await connection.get_message()
+        assert isinstance(caught.value.__cause__, ProtocolError)
+        assert isinstance(caught.value.__cause__, PayloadTooBig) == (code == 1009)
+
+
+async def test_stream_broken_while_writing_becomes_1006_with_cause() -> None:
+    """BrokenResourceError from send_all is ConnectionClosed(1006) with that cause."""
+    async with open_raw_pair() as (connection, peer):
+        await peer.stream.receive_stream.aclose()  # type: ignore[attr-defined]
+        await connection.send_message("into the void")
+        with pytest.raises(ConnectionClosed, match=r"^1006 \(ABNORMAL_CLOSURE\)") as caught:
+            await connection.get_message()
+        assert isinstance(caught.value.__cause__, trio.BrokenResourceError)
+
+
+async def test_stream_ending_without_a_close_frame_is_1006() -> None:
+    """EOF before any close frame: abnormal closure, and async for raises."""
+    async with open_raw_pair() as (connection, peer):
+        await peer.stream.aclose()
+        with pytest.raises(
+            ConnectionClosed,
+            match=r"^1006 \(ABNORMAL_CLOSURE\) stream ended without a close frame$",
+        ):
+            async for _ in connection:
+                pass
+
+
+class _FailingEncoder(Extension):
+    def __init__(self) -> None:
+        super().__init__("x-failing")
+
+    def encode(self, frame: Frame) -> Frame:
+        if frame.opcode is Opcode.TEXT:
+            raise RuntimeError("encoder bug")
+        return frame
+
+
+async def test_extension_error_while_sending_fails_with_1011_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An extension's encode raising: the writer logs it, fails with 1011, never raises."""
+    async with open_connection_pair(client_extensions=[_FailingEncoder()]) as (client, server):
+        with caplog.at_level(logging.ERROR, logger="trio_wsext.connection"):
+            await client.send_message("boom")
+            with pytest.raises(ConnectionClosed, match=r"^1011 \(INTERNAL_ERROR\)") as caught:
+                await client.get_message()
+        assert isinstance(caught.value.__cause__, RuntimeError)
+        assert [record.message for record in caplog.records] == [
+            "<WebSocketConnection client '/' open>: writer failed"
+        ]
+        with pytest.raises(ConnectionClosed):
+            await server.get_message()
+
+
+# -- backpressure ------------------------------------------------------------------------
+
+
+async def test_peer_that_stops_reading_blocks_send_message(autojump_clock: trio.abc.Clock) -> None:
+    """A peer that reads nothing: send_message waits instead of queueing without bound."""
+    sent = 0
+    async with open_raw_pair(lockstep=True) as (connection, peer):
+
+        async def flood() -> None:
+            nonlocal sent
+            for _ in range(100):
+                await connection.send_message(b"x" * 1000)
+                sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            await trio.testing.wait_all_tasks_blocked()
+            assert sent <= 2 * OUTGOING_QUEUE_SIZE + 1
+            frames = [await peer.receive_frame() for _ in range(100)]
+    assert sent == 100
+    assert frames == [Frame(Opcode.BINARY, b"x" * 1000)] * 100
+
+
+async def test_full_incoming_queue_stops_reading(autojump_clock: trio.abc.Clock) -> None:
+    """A full message queue stops the reader, so the sender is held back; nothing is lost."""
+    sent = 0
+    async with open_connection_pair(lockstep=True, message_queue_size=2) as (client, server):
+
+        async def flood() -> None:
+            nonlocal sent
+            for index in range(50):
+                await client.send_message(f"{index}:" + "x" * 10_000)
+                sent += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            await trio.testing.wait_all_tasks_blocked()
+            # the messages that fill the queue, and at most one read beyond them
+            assert server.statistics().wire_bytes_received < 2 * RECEIVE_SIZE
+            assert sent < 50
+            received = [await server.get_message() for _ in range(50)]
+    assert received == [f"{index}:" + "x" * 10_000 for index in range(50)]
+
+
+async def test_blocked_senders_get_connection_closed_when_closing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Senders blocked on a peer that never reads are released by aclose, not left hanging."""
+    errors: list[ConnectionClosed] = []
+    async with open_raw_pair(lockstep=True, disconnect_timeout=5) as (connection, _):
+
+        async def sender() -> None:
+            try:
+                while True:
+                    await connection.send_message(b"x" * 1000)
+            except ConnectionClosed as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(sender)
+            await trio.testing.wait_all_tasks_blocked()
+            await connection.aclose()
+    assert [error.reason.code for error in errors] == [1000, 1000, 1000]
+
+
+# -- statistics and properties -------------------------------------------------------------
+
+
+async def test_statistics_count_payload_and_wire_bytes(connection_pair: Pair) -> None:
+    """Payload bytes as the application sees them; wire bytes with headers and the mask."""
+    client, server = connection_pair
+    await client.send_message("héllo")  # 6 bytes of UTF-8
+    assert await server.get_message() == "héllo"
+    await server.send_message(b"12345")
+    assert await client.get_message() == b"12345"
+    assert client.statistics() == ConnectionStatistics(
+        messages_sent=1,
+        messages_received=1,
+        bytes_sent=6,
+        bytes_received=5,
+        wire_bytes_sent=2 + 4 + 6,  # header, mask, payload
+        wire_bytes_received=2 + 5,
+    )
+    assert server.statistics() == ConnectionStatistics(
+        messages_sent=1,
+        messages_received=1,
+        bytes_sent=5,
+        bytes_received=6,
+        wire_bytes_sent=2 + 5,
+        wire_bytes_received=2 + 4 + 6,
+    )
+
+
+async def test_in_memory_connection_properties(connection_pair: Pair) -> None:
+    """Side, path, handshake data and endpoints of a connection made by hand."""
+    client, server = connection_pair
+    assert (client.is_client, client.is_server) == (True, False)
+    assert (server.is_client, server.is_server) == (False, True)
+    assert client.path == "/"
+    assert client.subprotocol is None
+    assert client.extensions == []
+    assert client.request_headers == client.response_headers == []
+    assert client.closed is None
+    assert isinstance(client.local, str)  # not a socket: the stream's repr
+    assert isinstance(client.remote, str)
+    assert repr(client) == "<WebSocketConnection client '/' open>"
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "is_ssl", "url"),
+    [
+        ("127.0.0.1", 80, False, "ws://127.0.0.1"),
+        ("127.0.0.1", 8080, False, "ws://127.0.0.1:8080"),
+        ("::1", 443, True, "wss://[::1]"),
+        ("::1", 8443, True, "wss://[::1]:8443"),
+    ],
+    ids=["ws-default", "ws-port", "wss-v6-default", "wss-v6-port"],
+)
+def test_endpoint_url(address: str, port: int, is_ssl: bool, url: str) -> None:
+    """Endpoint.url brackets IPv6 and leaves out default ports."""
+    assert Endpoint(address, port, is_ssl).url == url
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "message"),
+    [
+        ({"message_queue_size": -1}, ValueError, r"^message_queue_size must be >= 0, not -1$"),
+        (
+            {"message_queue_size": 1.5},
+            TypeError,
+            r"^message_queue_size must be an int, not float$",
+        ),
+        ({"max_message_size": 0}, ValueError, r"^max_message_size must be > 0 or None, not 0$"),
+        (
+            {"disconnect_timeout": 0},
+            ValueError,
+            r"^disconnect_timeout must be > 0 seconds, not 0$",
+        ),
+        (
+            {"disconnect_timeout": None},
+            TypeError,
+            r"^disconnect_timeout must be a number of seconds, not None$",
+        ),
+        ({"ping_interval": -1}, ValueError, r"^ping_interval must be > 0 seconds, not -1$"),
+        (
+            {"ping_timeout": "5"},
+            TypeError,
+            r"^ping_timeout must be a number of seconds, not str$",
+        ),
+    ],
+    ids=[
+        "negative-queue",
+        "float-queue",
+        "zero-max-size",
+        "zero-disconnect",
+        "none-disconnect",
+        "negative-interval",
+        "str-timeout",
+    ],
+)
+def test_constructor_refuses_bad_options(
+    options: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Each option is checked, and the error names it and its range."""
+    stream, _ = trio.testing.memory_stream_pair()
+    with pytest.raises(error, match=message):
+        WebSocketConnection(stream, is_client=True, **options)
+
+
+# -- extensions in worker threads ------------------------------------------------------------
+
+
+class _ThreadRecorder(Extension):
+    """Records, per data frame, whether encode/decode ran in the main thread."""
+
+    def __init__(self) -> None:
+        super().__init__("x-thread-recorder")
+        self.encoded_in_main: list[bool] = []
+        self.decoded_in_main: list[bool] = []
+
+    def encode(self, frame: Frame) -> Frame:
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            self.encoded_in_main.append(threading.current_thread() is threading.main_thread())
+        return frame
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+            self.decoded_in_main.append(threading.current_thread() is threading.main_thread())
+        return frame
+
+
+async def test_large_messages_run_the_extension_chain_in_a_worker_thread() -> None:
+    """With an extension, a 1 MiB message is encoded and decoded off the trio thread."""
+    sender, receiver = _ThreadRecorder(), _ThreadRecorder()
+    big = b"y" * THREAD_SEND_THRESHOLD
+    async with open_connection_pair(
+        client_extensions=[sender], server_extensions=[receiver], max_message_size=4 * 2**20
+    ) as (client, server):
+        with trio.fail_after(10):
+            await client.send_message(b"small")
+            await client.send_message(big)
+            assert await server.get_message() == b"small"
+            assert await server.get_message() == big
+    assert sender.encoded_in_main == [True, False]
+    assert receiver.decoded_in_main == [True, False]

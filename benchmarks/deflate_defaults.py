@@ -1,0 +1,594 @@
+"""Measure permessage-deflate settings: compression ratio against memory per connection.
+
+Run from the repository's root::
+
+    python -m benchmarks.deflate_defaults            # the full tables (about a minute)
+    python -m benchmarks.deflate_defaults --quick    # fewer messages and pairs
+
+Strategy: every figure comes from trio_wsext's own :class:`PerMessageDeflate`,
+as a connection would use it: a server-side extension encodes a stream of
+messages with context takeover, a client-side one decodes them (checking the
+round trip). The messages are deterministic, realistic JSON of three kinds
+(chat events, telemetry records, API responses) at three sizes (100 B, 1 KiB,
+16 KiB); each message differs from the others, so context takeover helps only
+as much as real traffic lets it.
+
+- Table 1: window bits 9-15 x memLevel {1, 3, 5, 8, 9}: the compressed size in
+  % of the original per message size, and the memory of one connection's
+  compressor + decompressor, measured with tracemalloc over ``--pairs``
+  connections that have each sent and received a message.
+- Table 2: small messages (8-512 B): bytes saved per message and CPU time per
+  message (compress + decompress), to choose ``threshold``.
+- Table 3: the chosen defaults at 1,000 connections: idle (never used),
+  after traffic, and after traffic with no_context_takeover; tracemalloc and
+  the process's RSS growth.
+
+Timings are medians of a few runs on a shared machine: read them as orders of
+magnitude. Sizes and memory are exact for this zlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from trio_wsext.extensions.permessage_deflate import (
+    DEFAULT_MAX_WINDOW_BITS,
+    DEFAULT_MEM_LEVEL,
+    DEFAULT_THRESHOLD,
+    PerMessageDeflate,
+)
+from trio_wsext.frames import Frame, Opcode
+
+SIZES: Final = (100, 1024, 16384)
+"""Target message sizes in bytes (issue 4: 100 B, 1 KiB, 16 KiB)."""
+
+WINDOW_BITS: Final = tuple(range(9, 16))
+"""Window sizes measured; 8 compresses exactly as 9 does (zlib's smallest raw window)."""
+
+MEM_LEVELS: Final = (1, 3, 5, 8, 9)
+"""memLevel values measured; 8 is zlib's default, 9 its maximum."""
+
+PER_MESSAGE_OVERHEAD: Final = 2 + 52
+"""Bytes around a small message on the wire when it travels alone: a 2-byte
+WebSocket header and 52 bytes of IPv4 + TCP headers with timestamps."""
+
+SMALL_BUCKETS: Final = (
+    (8, 16),
+    (16, 24),
+    (24, 32),
+    (32, 48),
+    (48, 64),
+    (64, 96),
+    (96, 128),
+    (128, 256),
+    (256, 512),
+)
+"""Size ranges [low, high) of small messages, to choose the threshold."""
+
+_WORDS: Final = (
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "it",
+    "you",
+    "that",
+    "he",
+    "was",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "I",
+    "his",
+    "they",
+    "be",
+    "at",
+    "one",
+    "have",
+    "this",
+    "from",
+    "or",
+    "had",
+    "by",
+    "hot",
+    "word",
+    "but",
+    "what",
+    "some",
+    "we",
+    "can",
+    "out",
+    "other",
+    "were",
+    "all",
+    "there",
+    "when",
+    "up",
+    "use",
+    "your",
+    "how",
+    "said",
+    "an",
+    "each",
+    "she",
+    "which",
+    "do",
+    "their",
+    "time",
+    "if",
+    "will",
+    "way",
+    "about",
+    "many",
+    "then",
+    "them",
+    "write",
+    "would",
+    "like",
+    "so",
+    "these",
+    "her",
+    "long",
+    "make",
+    "thing",
+    "see",
+    "him",
+    "two",
+    "has",
+    "look",
+    "more",
+    "day",
+    "could",
+    "go",
+    "come",
+    "did",
+    "number",
+    "sound",
+    "no",
+    "most",
+    "people",
+    "my",
+    "over",
+    "know",
+    "water",
+    "than",
+    "call",
+    "first",
+    "who",
+    "may",
+    "down",
+    "side",
+    "been",
+    "now",
+    "find",
+    "deploy",
+    "server",
+    "latency",
+    "cache",
+    "ticket",
+    "release",
+    "meeting",
+    "review",
+    "build",
+    "merge",
+    "branch",
+    "config",
+    "schema",
+    "query",
+    "index",
+    "metrics",
+    "alert",
+)
+_NAMES: Final = (
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "yasmin",
+    "zoe",
+)
+_ROOMS: Final = ("general", "random", "ops", "design", "release-2.4", "support")
+
+
+#: Zipf's law: the word of rank r appears with a weight 1/r, as in real text.
+_WORD_WEIGHTS: Final = [1 / rank for rank in range(1, len(_WORDS) + 1)]
+
+
+def _sentence(rng: random.Random) -> str:
+    words = rng.choices(_WORDS, _WORD_WEIGHTS, k=rng.randrange(3, 18))
+    return " ".join(words).capitalize() + rng.choice((".", ".", "?", "!"))
+
+
+def _timestamp(rng: random.Random, base: int) -> str:
+    seconds = base + rng.randrange(86_400)
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rng.randrange(1000):03d}Z"
+    )
+
+
+def chat_event(rng: random.Random, i: int) -> dict[str, object]:
+    """Return one chat event: a message, a reaction, typing or presence."""
+    user = rng.choice(_NAMES)
+    kind = rng.choices(("message", "reaction", "typing", "presence"), (6, 2, 1, 1))[0]
+    event: dict[str, object] = {"type": kind, "room": rng.choice(_ROOMS), "user": user}
+    if kind == "message":
+        event |= {
+            "text": _sentence(rng),
+            "id": f"msg_{1_700_000 + i:08d}",
+            "ts": _timestamp(rng, 1_714_000_000),
+            "mentions": rng.sample(_NAMES, rng.randrange(0, 3)),
+        }
+    elif kind == "reaction":
+        event |= {
+            "id": f"msg_{1_700_000 + rng.randrange(i + 1):08d}",
+            "emoji": rng.choice((":+1:", ":tada:", ":eyes:", ":heart:")),
+        }
+    elif kind == "presence":
+        event |= {
+            "status": rng.choice(("online", "away", "offline")),
+            "ts": _timestamp(rng, 1_714_000_000),
+        }
+    return event
+
+
+def telemetry_record(rng: random.Random, i: int) -> dict[str, object]:
+    """Return one telemetry record of a sensor."""
+    return {
+        "device": f"sensor-{rng.randrange(64):04d}",
+        "seq": i,
+        "ts": 1_714_000_000_000 + i * 1000 + rng.randrange(1000),
+        "temp_c": round(rng.gauss(21.5, 2.0), 2),
+        "humidity": round(rng.uniform(30, 70), 1),
+        "battery": rng.randrange(5, 101),
+        "rssi": -rng.randrange(40, 95),
+        "status": rng.choices(("ok", "warn", "error"), (90, 8, 2))[0],
+        "location": {
+            "lat": round(48.85 + rng.uniform(-0.05, 0.05), 5),
+            "lon": round(2.35 + rng.uniform(-0.05, 0.05), 5),
+        },
+    }
+
+
+def api_item(rng: random.Random, i: int) -> dict[str, object]:
+    """Return one item of a paginated API response."""
+    name = rng.choice(_NAMES)
+    return {
+        "id": 100_000 + i,
+        "name": f"{name.title()} {rng.choice(_NAMES).title()}",
+        "email": f"{name}.{rng.randrange(1000)}@example.com",
+        "created_at": _timestamp(rng, 1_600_000_000 + rng.randrange(10**8)),
+        "role": rng.choice(("admin", "member", "viewer")),
+        "tags": rng.sample(
+            ("beta", "vip", "eu", "us", "trial", "staff", "partner"), rng.randrange(0, 4)
+        ),
+        "score": round(rng.uniform(0, 100), 3),
+        "active": rng.random() < 0.8,
+    }
+
+
+_KINDS: Final[dict[str, Callable[[random.Random, int], dict[str, object]]]] = {
+    "chat": chat_event,
+    "telemetry": telemetry_record,
+    "api": api_item,
+}
+
+
+def messages(kind: str, size: int, count: int, seed: int = 7) -> list[bytes]:
+    """Return ``count`` distinct JSON messages of about ``size`` bytes.
+
+    Near 100 B, a message is one record with its last fields dropped until it
+    fits (a compact event); larger ones are a batch (chat history, telemetry
+    batch, a page of API results) of as many records as fit in ``size``.
+    """
+    rng = random.Random(f"{kind}-{size}-{seed}")
+    make = _KINDS[kind]
+    out: list[bytes] = []
+    serial = 0
+
+    def dump(body: object) -> bytes:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    while len(out) < count:
+        if size <= 128:
+            record = make(rng, serial)
+            serial += 1
+            while len(dump(record)) > size * 1.1 and len(record) > 2:
+                record.popitem()
+            out.append(dump(record))
+            continue
+        records: list[dict[str, object]] = []
+        text = dump({"items": records, "page": serial})
+        while True:
+            records.append(make(rng, serial))
+            serial += 1
+            bigger = dump({"items": records, "page": serial})
+            if len(bigger) > size:
+                records.pop()
+                break
+            text = bigger
+        out.append(text)
+    return out
+
+
+def small_messages(count: int) -> list[bytes]:
+    """Return ``count`` small JSON messages of 8-512 bytes.
+
+    Heartbeats, acks, typing and cursor events, short chat lines, and single
+    chat, telemetry and API records: what small-message traffic carries.
+    """
+    rng = random.Random("small")
+    out = []
+    for i in range(count):
+        shape = rng.randrange(9)
+        body: object
+        if shape == 0:
+            body = {"ack": i}
+        elif shape == 1:
+            body = {"op": 1, "d": 1000 + i}
+        elif shape == 2:
+            body = {"type": "ack", "id": f"msg_{1_700_000 + i:08d}"}
+        elif shape == 3:
+            body = {"type": "typing", "user": rng.choice(_NAMES)}
+        elif shape == 4:
+            body = {"x": rng.randrange(2000), "y": rng.randrange(1200)}
+        elif shape == 5:
+            body = {
+                "t": "msg",
+                "text": " ".join(rng.choices(_WORDS, _WORD_WEIGHTS, k=rng.randrange(1, 12))),
+            }
+        elif shape == 6:
+            body = chat_event(rng, i)
+        elif shape == 7:
+            body = telemetry_record(rng, i)
+        else:
+            body = [api_item(rng, i + k) for k in range(rng.randrange(1, 4))]
+        out.append(json.dumps(body, separators=(",", ":")).encode())
+    return out
+
+
+def _pair(
+    bits: int, mem_level: int, *, no_context_takeover: bool = False
+) -> tuple[PerMessageDeflate, PerMessageDeflate]:
+    settings = {"memLevel": mem_level}
+    server = PerMessageDeflate(
+        True, bits, bits, no_context_takeover, no_context_takeover, settings
+    )
+    client = PerMessageDeflate(
+        False, bits, bits, no_context_takeover, no_context_takeover, settings
+    )
+    return server, client
+
+
+def compressed_percent(stream: Sequence[bytes], bits: int, mem_level: int) -> float:
+    """Return the compressed payload bytes of ``stream`` in % of the original bytes."""
+    server, client = _pair(bits, mem_level)
+    original = compressed = 0
+    for data in stream:
+        frame = server.encode(Frame(Opcode.TEXT, data))
+        if client.decode(frame).data != data:
+            raise RuntimeError("round trip failed")
+        original += len(data)
+        compressed += len(frame.data)
+    return 100 * compressed / original
+
+
+def memory_per_pair(
+    bits: int,
+    mem_level: int,
+    pairs: int,
+    *,
+    traffic: bool = True,
+    no_context_takeover: bool = False,
+) -> float:
+    """Return tracemalloc's bytes per connection side (compressor + decompressor).
+
+    Each of ``pairs`` server-side extensions sends one message to, and
+    receives one from, a client-side peer; the peers are then dropped, so
+    what is left is what a server holds per connection.
+    """
+    sample = b'{"type":"message","room":"general","user":"alice","text":"hello there"}'
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = []
+    for _ in range(pairs):
+        server, client = _pair(bits, mem_level, no_context_takeover=no_context_takeover)
+        if traffic:
+            client.decode(server.encode(Frame(Opcode.TEXT, sample)))
+            server.decode(client.encode(Frame(Opcode.TEXT, sample)))
+        kept.append(server)
+        del client
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return (after - before) / pairs
+
+
+def _rss() -> int:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def rss_per_pair(
+    bits: int, mem_level: int, pairs: int, *, no_context_takeover: bool = False
+) -> float:
+    """Return the growth of a fresh process's RSS per connection side, after traffic.
+
+    A fresh process, because memory freed by earlier measurements would be
+    reused without growing the RSS.
+    """
+    probe = [sys.executable, "-m", "benchmarks.deflate_defaults", "--rss-probe"]
+    probe += [str(bits), str(mem_level), str(int(no_context_takeover)), str(pairs)]
+    result = subprocess.run(probe, capture_output=True, text=True, check=True)
+    return float(result.stdout)
+
+
+def _rss_probe(bits: int, mem_level: int, no_context_takeover: bool, pairs: int) -> float:
+    sample = b'{"type":"message","room":"general","user":"alice","text":"hello there"}'
+    # Warm up everything but zlib, so that only the connections' memory is counted.
+    _pair(bits, mem_level)[0].encode(Frame(Opcode.TEXT, b"warm up"), compress=False)
+    gc.collect()
+    before = _rss()
+    kept = []
+    for _ in range(pairs):
+        server, client = _pair(bits, mem_level, no_context_takeover=no_context_takeover)
+        client.decode(server.encode(Frame(Opcode.TEXT, sample)))
+        server.decode(client.encode(Frame(Opcode.TEXT, sample)))
+        kept.append(server)
+        del client
+    gc.collect()
+    return (_rss() - before) / pairs
+
+
+def cpu_microseconds(
+    stream: Sequence[bytes], bits: int, mem_level: int, *, compress: bool, runs: int = 5
+) -> float:
+    """Return the median CPU time per message to encode and decode ``stream``."""
+    results = []
+    for _ in range(runs):
+        server, client = _pair(bits, mem_level)
+        start = time.process_time()
+        for data in stream:
+            client.decode(server.encode(Frame(Opcode.TEXT, data), compress=compress))
+        results.append((time.process_time() - start) / len(stream) * 1e6)
+    return statistics.median(results)
+
+
+def _row(*cells: object) -> None:
+    print("| " + " | ".join(str(cell) for cell in cells) + " |", flush=True)
+
+
+def _header(*names: str) -> None:
+    _row(*names)
+    _row(*("---" for _ in names))
+
+
+def ratio_table(counts: dict[int, int], pairs: int) -> None:
+    """Print table 1: compressed size and memory per window bits and memLevel."""
+    streams = {size: [messages(kind, size, counts[size]) for kind in _KINDS] for size in SIZES}
+    print("Table 1: compressed size in % of the original (lower is better; the mean over")
+    print("chat, telemetry and API messages), and memory per connection side (compressor +")
+    print("decompressor, after one message each way): allocated (tracemalloc), resident (RSS)\n")
+    _header(
+        "window bits", "memLevel", *(f"{size} B" for size in SIZES), "KiB allocated", "KiB RSS"
+    )
+    for bits in WINDOW_BITS:
+        for mem_level in MEM_LEVELS:
+            cells = [
+                statistics.mean(compressed_percent(s, bits, mem_level) for s in streams[size])
+                for size in SIZES
+            ]
+            allocated = memory_per_pair(bits, mem_level, pairs) / 1024
+            resident = rss_per_pair(bits, mem_level, pairs) / 1024
+            _row(
+                bits,
+                mem_level,
+                *(f"{c:.1f}" for c in cells),
+                f"{allocated:.0f}",
+                f"{resident:.0f}",
+            )
+
+
+def threshold_table(count: int) -> None:
+    """Print table 2: what compressing small messages saves and costs."""
+    bits, mem_level = DEFAULT_MAX_WINDOW_BITS, DEFAULT_MEM_LEVEL
+    print(f"\nTable 2: small messages, window bits {bits}, memLevel {mem_level}; saved % counts")
+    print(f"{PER_MESSAGE_OVERHEAD} bytes of WebSocket + TCP/IP headers per message\n")
+    _header(
+        "size", "messages", "mean B", "compressed B", "saved B", "saved % of wire",
+        "compressed B, no context takeover", "CPU µs compressed", "CPU µs uncompressed",
+    )  # fmt: skip
+    pool = small_messages(count)
+    for low, high in SMALL_BUCKETS:
+        bucket = [m for m in pool if low <= len(m) < high][:2000]
+        if not bucket:
+            continue
+        taking_over = _pair(bits, mem_level)[0]
+        alone = _pair(bits, mem_level, no_context_takeover=True)[0]
+        mean = statistics.mean(len(m) for m in bucket)
+        compressed = statistics.mean(
+            len(taking_over.encode(Frame(Opcode.TEXT, m)).data) for m in bucket
+        )
+        fresh = statistics.mean(len(alone.encode(Frame(Opcode.TEXT, m)).data) for m in bucket)
+        wire = 100 * (mean - compressed) / (mean + PER_MESSAGE_OVERHEAD)
+        on = cpu_microseconds(bucket, bits, mem_level, compress=True)
+        off = cpu_microseconds(bucket, bits, mem_level, compress=False)
+        _row(
+            f"{low}-{high - 1} B", len(bucket), f"{mean:.0f}", f"{compressed:.1f}",
+            f"{mean - compressed:.1f}", f"{wire:.0f}", f"{fresh:.1f}", f"{on:.1f}", f"{off:.1f}",
+        )  # fmt: skip
+
+
+def defaults_table(pairs: int) -> None:
+    """Print table 3: memory of the defaults, idle and after traffic."""
+    bits, mem_level = DEFAULT_MAX_WINDOW_BITS, DEFAULT_MEM_LEVEL
+    print(f"\nTable 3: per connection side at {pairs} connections: the defaults (window bits")
+    print(f"{bits}, memLevel {mem_level}, threshold {DEFAULT_THRESHOLD}) and zlib's (15, 8)\n")
+    _header("settings and state", "KiB allocated", "KiB RSS")
+    idle = memory_per_pair(bits, mem_level, pairs, traffic=False) / 1024
+    _row("defaults, idle: negotiated, no message compressed yet", f"{idle:.1f}", "-")
+    cases = (
+        ("defaults, after traffic, context takeover", bits, mem_level, False),
+        ("defaults, after traffic, no_context_takeover", bits, mem_level, True),
+        ("zlib's defaults, after traffic, context takeover", 15, 8, False),
+    )
+    for label, case_bits, case_mem_level, nct in cases:
+        allocated = memory_per_pair(case_bits, case_mem_level, pairs, no_context_takeover=nct)
+        resident = rss_per_pair(case_bits, case_mem_level, pairs, no_context_takeover=nct)
+        _row(label, f"{allocated / 1024:.1f}", f"{resident / 1024:.1f}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print the three tables as Markdown."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages and connections")
+    parser.add_argument("--pairs", type=int, default=1000, help="connections per memory figure")
+    parser.add_argument("--rss-probe", nargs=4, type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_probe:
+        bits, mem_level, no_context_takeover, pairs = args.rss_probe
+        print(_rss_probe(bits, mem_level, bool(no_context_takeover), pairs))
+        return
+    counts = {100: 300, 1024: 100, 16384: 24} if args.quick else {100: 2000, 1024: 600, 16384: 96}
+    pairs = 100 if args.quick else args.pairs
+    version = sys.version.split()[0]
+    print(f"zlib {zlib.ZLIB_RUNTIME_VERSION}, Python {version}, {pairs} connections per memory\n")
+    ratio_table(counts, pairs)
+    threshold_table(4000 if args.quick else 20000)
+    defaults_table(pairs)
+
+
+if __name__ == "__main__":
+    main()

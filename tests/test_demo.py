@@ -1,0 +1,43 @@
+"""Tests of trio_wsext.demo: what ``python -m trio_wsext demo`` prints."""
+
+from __future__ import annotations
+
+import io
+
+import trio
+
+from trio_wsext.demo import DemoRow, format_demo_table, run_demo
+from trio_wsext.samples import MESSAGE_SIZES
+
+
+async def test_run_demo_measures_every_size_with_and_without_compression() -> None:
+    """The rows give each size's bytes; deflate saves on every size past Small."""
+    out = io.StringIO()
+    with trio.fail_after(20):
+        rows = await run_demo(out)
+    assert [(row.name, row.app_bytes) for row in rows] == list(MESSAGE_SIZES)
+    # Client frames: 2-byte header (+2 past 125 bytes, +8 past 65,535) and a 4-byte mask.
+    assert [row.wire_plain for row in rows] == [106, 1_308, 10_008, 80_014]
+    assert all(row.wire_deflate < row.wire_plain for row in rows[1:])
+    text = out.getvalue()
+    assert "Client with permessage-deflate: Sec-WebSocket-Extensions: permessage-deflate" in text
+    assert "Client without compression: Sec-WebSocket-Extensions: none\n" in text
+    assert text.endswith(format_demo_table(rows) + "\n")
+
+
+def test_format_demo_table() -> None:
+    """The table has one row per size, a total row, and the share saved."""
+    rows = [DemoRow("Small", 100, 106, 106), DemoRow("Huge", 80_000, 80_014, 20_000)]
+    assert format_demo_table(rows) == (
+        "Client -> server, bytes per message:\n"
+        "Message   App bytes  Wire, plain  Wire, deflate  Saved\n"
+        "------------------------------------------------------\n"
+        "Small           100          106            106     0%\n"
+        "Huge         80,000       80,014         20,000    75%\n"
+        "Total        80,100       80,120         20,106    75%"
+    )
+
+
+def test_demo_row_saved_is_zero_without_bytes() -> None:
+    """A row of nothing saved nothing (no division by zero)."""
+    assert DemoRow("Empty", 0, 0, 0).saved == 0

@@ -1,0 +1,310 @@
+"""The command line: ``python -m trio_wsext {serve,connect,demo,bench}``.
+
+Strategy: this module parses arguments, runs one subcommand under
+``trio.run`` and turns its outcome into an exit status; the work is done by
+:mod:`trio_wsext.echo`, :mod:`trio_wsext.console`, :mod:`trio_wsext.demo`
+and :mod:`trio_wsext.bench`. Exit statuses: 0 success, 1 a connection error
+(one line on stderr, no traceback), 2 a usage error (argparse's convention).
+``serve`` and ``connect`` stop cleanly on Ctrl-C or SIGTERM; ``demo`` and
+``bench`` stop with status 130, as shells report an interrupted command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import signal
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+import trio
+
+from .bench import format_bench_table, results_as_json, run_bench
+from .console import run_console
+from .demo import run_demo
+from .echo import serve_echo
+from .exceptions import WebSocketError
+from .server import WebSocketServer
+
+__all__ = ["build_parser", "main"]
+
+PROG: Final = "python -m trio_wsext"
+
+#: Exit statuses: success, a connection error, a usage error (argparse's own
+#: status), and an interrupted command (128 + SIGINT, as shells report it).
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+#: ``serve``'s default port: the one the seed's examples use.
+DEFAULT_PORT: Final = 8765
+
+#: The signals that stop ``serve`` and ``connect`` cleanly.
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+def _port(text: str) -> int:
+    """Parse a TCP port for argparse: an integer from 0 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be between 0 and 65535, not {port}")
+    return port
+
+
+def _ws_url(text: str) -> str:
+    """Check a WebSocket URL for argparse: ``ws://`` or ``wss://`` and a host."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("ws", "wss") or not rest or rest[0] in "/?#":
+        raise argparse.ArgumentTypeError(f"not a ws:// or wss:// URL: {text!r}")
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser of ``python -m trio_wsext`` and its four subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="WebSocket tools built on trio_wsext: an echo server, an interactive "
+        "client, a compression demo and a benchmark.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run an echo server",
+        description="Run a WebSocket echo server until Ctrl-C. Each connection is logged "
+        "on stderr with its negotiated extensions.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT,
+        help="TCP port (default: %(default)s; 0 picks a free port and prints it)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-compression", action="store_true",
+        help="do not accept permessage-deflate (accepted by default)",
+    )  # fmt: skip
+    serve.add_argument("--certfile", help="PEM certificate chain: serve wss:// (TLS)")
+    serve.add_argument("--keyfile", help="PEM private key, if not in --certfile")
+
+    connect = commands.add_parser(
+        "connect",
+        help="talk to a WebSocket server interactively",
+        description="Connect to a WebSocket server. Each line typed (or piped) is sent as a "
+        "text message; each message received is printed after '< '. End of input (Ctrl-D) "
+        "or Ctrl-C closes the connection.",
+    )
+    connect.add_argument("url", type=_ws_url, metavar="URL", help="ws:// or wss:// URL")
+    connect.add_argument(
+        "--no-compression", action="store_true", help="do not offer permessage-deflate"
+    )
+    connect.add_argument("--cafile", help="PEM file of CA certificates to trust for wss://")
+
+    commands.add_parser(
+        "demo",
+        help="show what permessage-deflate saves, message by message",
+        description="Start an echo server and a client in this process, print the "
+        "negotiated permessage-deflate parameters and, per message size, the bytes the "
+        "application sent and the bytes that crossed the wire with and without compression.",
+    )
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure round trips/s and MB/s with and without compression",
+        description="Measure lockstep round trips (send a message, wait for its echo) with "
+        "compression off and on, for the seed's four message sizes (100 B to 80 kB of "
+        "JSON-like text). Progress goes to stderr, the table (or JSON) to stdout.",
+    )
+    bench.add_argument(
+        "--url", type=_ws_url,
+        help="an echo server to measure (default: one started in this process)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--iterations", type=_positive_int, metavar="N",
+        help="round trips per case (default: as many as fit in --duration)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--duration", type=_positive_float, default=1.0, metavar="SECONDS",
+        help="time per case when --iterations is not given (default: %(default)s)",
+    )  # fmt: skip
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m trio_wsext`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 success, 1 a connection error, 2 a usage error,
+        130 an interrupted ``demo`` or ``bench``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command: str = args.command
+    try:
+        if command == "serve":
+            return _serve(parser, args)
+        if command == "connect":
+            return _connect(args)
+        if command == "demo":
+            trio.run(run_demo, sys.stdout)
+            return EXIT_OK
+        return _bench(args)
+    except BaseException as exc:
+        leaves = _leaves(exc)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            # Ctrl-C in demo or bench, or before serve/connect watch for it.
+            print(f"{PROG} {command}: interrupted", file=sys.stderr)
+            return EXIT_OK if command in ("serve", "connect") else EXIT_INTERRUPTED
+        if all(isinstance(leaf, (OSError, WebSocketError)) for leaf in leaves):
+            print(f"{PROG} {command}: error: {_describe(leaves[0])}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run ``serve``: an echo server until SIGINT (Ctrl-C) or SIGTERM."""
+    if args.keyfile and not args.certfile:
+        parser.error("--keyfile needs --certfile")
+    ssl_context = None
+    if args.certfile:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.certfile, args.keyfile)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    logger = logging.getLogger("trio_wsext.serve")
+    compression = None if args.no_compression else "deflate"
+    scheme = "wss" if ssl_context else "ws"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+
+    shutdown = trio.Event()
+
+    async def run_server(
+        done: trio.CancelScope, task_status: trio.TaskStatus[WebSocketServer]
+    ) -> None:
+        await serve_echo(
+            args.host,
+            args.port,
+            ssl_context,
+            compression=compression,
+            logger=logger,
+            shutdown=shutdown,
+            task_status=task_status,
+        )
+        done.cancel()  # shut down gracefully: stop watching signals
+
+    async def serve() -> None:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async with trio.open_nursery() as nursery:
+                server = await nursery.start(run_server, nursery.cancel_scope)
+                logger.info(
+                    "Serving on %s://%s:%d (compression: %s); Ctrl-C stops",
+                    scheme,
+                    host,
+                    server.port,
+                    "permessage-deflate" if compression else "off",
+                )
+                async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if shutdown.is_set():  # a second Ctrl-C: do not wait for the peers
+                        logger.info("%s: stopping now", name)
+                        nursery.cancel_scope.cancel()
+                    else:
+                        logger.info("%s: closing connections and stopping", name)
+                        shutdown.set()
+
+    trio.run(serve)
+    logger.info("Server stopped.")
+    return EXIT_OK
+
+
+def _connect(args: argparse.Namespace) -> int:
+    """Run ``connect``: the interactive client."""
+    ssl_context = None
+    if args.cafile:
+        ssl_context = ssl.create_default_context(cafile=args.cafile)
+    return trio.run(
+        functools.partial(
+            run_console,
+            args.url,
+            stdin_fd=sys.stdin.fileno(),
+            stdout=sys.stdout,
+            ssl_context=ssl_context,
+            compression=None if args.no_compression else "deflate",
+            stop_signals=STOP_SIGNALS,
+        )
+    )
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Run ``bench`` and print its table or JSON."""
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int, label: str) -> None:
+        if done == total:
+            if tty:
+                print("\r\033[K", end="", file=sys.stderr, flush=True)
+            return
+        text = f"bench: [{done + 1}/{total}] {label}"
+        if tty:
+            print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    async def bench() -> None:
+        results = await run_bench(
+            url=args.url, iterations=args.iterations, duration=args.duration, progress=progress
+        )
+        if args.json:
+            data = results_as_json(results, server=args.url or "in-process")
+            print(json.dumps(data, indent=2))
+        else:
+            print(format_bench_table(results))
+
+    trio.run(bench)
+    return EXIT_OK
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """Return ``exc``, or the exceptions a (nested) exception group holds."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return [exc]
+    return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error: its message, else its class name."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 from typing import Final, NoReturn
 
 import pytest
 
-NODE_DIR: Final = Path(__file__).parent / "node"
+from .processes import NODE_DIR
+
 IN_CI: Final = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-INSTALL_HINT: Final = "`nox -s interop` installs it"
 
 
-def missing(what: str) -> NoReturn:
+def missing(what: str, hint: str) -> NoReturn:
     """Fail under CI, else skip, because the peer ``what`` describes is not installed."""
     if IN_CI:
-        pytest.fail(f"{what} (CI=true: every interop peer must be present)", pytrace=False)
-    pytest.skip(f"{what}; {INSTALL_HINT}")
+        pytest.fail(f"{what} ({hint}; CI=true: every interop peer must be present)", pytrace=False)
+    pytest.skip(f"{what} ({hint})")
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +29,12 @@ def node() -> str:
     """Return the path of ``node`` once Node's ``ws`` is installed under tests/interop/node."""
     executable = shutil.which("node")
     if executable is None:
-        missing("node is not on PATH")
+        missing("node is not on PATH", "install Node.js and npm, e.g. apt-get install nodejs npm")
     if not (NODE_DIR / "node_modules" / "ws" / "package.json").is_file():
-        missing(f"Node's ws is not installed in {NODE_DIR / 'node_modules'}")
+        missing(
+            f"Node's ws is not installed in {NODE_DIR / 'node_modules'}",
+            "`nox -s interop` installs it with npm",
+        )
     return executable
 
 
@@ -41,5 +43,5 @@ def chromium() -> str:
     """Return the path of Debian's ``chromium``."""
     executable = shutil.which("chromium")
     if executable is None:
-        missing("chromium is not on PATH")
+        missing("chromium is not on PATH", "`nox -s interop` installs it with apt-get as root")
     return executable

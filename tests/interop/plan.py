@@ -18,20 +18,25 @@ import hashlib
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
+import trio
 from websockets.headers import parse_extension
 
 __all__ = [
     "DEFAULTS",
     "MESSAGE_SIZES",
+    "PING_TIMEOUT",
     "PLAN",
     "RUN",
     "RUN_LENGTH",
+    "STEP_TIMEOUT",
+    "Case",
     "DriverReport",
     "EchoReport",
     "Effective",
     "Expectation",
+    "MessageConnection",
     "Step",
     "StepResult",
     "TrioSide",
@@ -45,8 +50,12 @@ __all__ = [
     "negotiation_problems",
     "payload",
     "run_message",
+    "run_plan",
 ]
 
+# Bounds on single steps of a driver or an echo side; a whole plan takes about a second.
+PING_TIMEOUT: Final = 10
+STEP_TIMEOUT: Final = 20
 # The size boundaries of RFC 6455 §5.2: the 7-bit length (<= 125), the 16-bit length
 # (126..65535), the 64-bit length (>= 65536), the empty message, and 1 MiB, the default
 # max_message_size of trio_wsext (and of websockets and trio-websocket).
@@ -410,3 +419,48 @@ def negotiation_problems(
     if read_back != wanted:
         problems.append(f"{ext!r} reads back {read_back}, the header says {wanted}")
     return problems
+
+
+@dataclass(frozen=True)
+class Case:
+    """One combination: trio_wsext's options, the peer's options, what must be negotiated."""
+
+    id: str
+    trio: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of open_websocket_url or serve_websocket."""
+    peer: dict[str, Any] = field(default_factory=dict)
+    """The peer's options (keyword arguments, or the Node script's JSON)."""
+    expect: Expectation = DEFAULTS
+
+
+class MessageConnection(Protocol):
+    """The part of a trio WebSocket connection the plan needs (trio_wsext, trio-websocket)."""
+
+    async def send_message(self, message: str | bytes) -> None:
+        """Send one message."""
+
+    async def get_message(self) -> str | bytes:
+        """Receive one message."""
+
+
+async def run_plan(ws: MessageConnection, report: DriverReport) -> None:
+    """Send the plan and the run over ``ws``, checking every echo into ``report``.
+
+    Raises whatever ``ws`` raises, and ``trio.TooSlowError`` if an echo is late.
+    """
+    for step in PLAN:
+        message = payload(step)
+        await ws.send_message(message)
+        with trio.fail_after(STEP_TIMEOUT):
+            detail = compare_echo(message, await ws.get_message())
+        report.steps.append(StepResult(step.name, detail is None, detail or ""))
+    run = [run_message(i) for i in range(RUN_LENGTH)]
+    for message in run:
+        await ws.send_message(message)
+    failures = []
+    for i, message in enumerate(run):
+        with trio.fail_after(STEP_TIMEOUT):
+            detail = compare_echo(message, await ws.get_message())
+        if detail is not None:
+            failures.append(f"message {i}: {detail}")
+    report.steps.append(StepResult(RUN, not failures, "; ".join(failures[:5])))

@@ -12,7 +12,10 @@ const PING_PAYLOAD = Buffer.from('node-client-ping');
 
 const [url, optionsJson] = process.argv.slice(2);
 const options = JSON.parse(optionsJson || '{}');
-const ws = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate, maxPayload: 8 << 20 });
+const wsOptions = { maxPayload: 8 << 20 };
+// Only an explicit setting overrides ws's client default (perMessageDeflate on).
+if (options.perMessageDeflate !== undefined) wsOptions.perMessageDeflate = options.perMessageDeflate;
+const ws = new WebSocket(url, wsOptions);
 let negotiated = null;
 ws.on('upgrade', (response) => {
   negotiated = response.headers['sec-websocket-extensions'] ?? null;

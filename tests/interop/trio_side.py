@@ -1,0 +1,136 @@
+"""trio_wsext's end of every interop combination: the plan's driver and its echo server.
+
+Both keep going after a failure (a mismatched echo, a closed connection) and write what they
+saw into a report, so that one test shows every problem of a combination at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Final
+
+import trio
+
+from trio_wsext import (
+    WebSocketConnection,
+    WebSocketRequest,
+    WebSocketServer,
+    open_websocket_url,
+    serve_websocket,
+)
+from trio_wsext.exceptions import WebSocketError
+
+from .plan import (
+    PING_TIMEOUT,
+    STEP_TIMEOUT,
+    DriverReport,
+    EchoReport,
+    TrioSide,
+    describe,
+    header_value,
+    run_plan,
+)
+
+REPORT_TIMEOUT: Final = 30
+# trio_wsext's message limit in the matrix: twice the plan's largest message, because a peer's
+# deflate may expand the 1 MiB random message by up to 4 % on the wire (zlib's deflateBound),
+# which trio_wsext's default limit of 2**20 does not allow for (see test_interop_limits.py).
+MATRIX_MAX_MESSAGE_SIZE: Final = 2**21
+EXTENSIONS_HEADER: Final = "Sec-WebSocket-Extensions"
+
+
+def trio_side(ws: WebSocketConnection, *, is_server: bool) -> TrioSide:
+    """Return what ``ws`` reports about its handshake."""
+    return TrioSide(
+        offered=header_value(ws.request_headers, EXTENSIONS_HEADER),
+        negotiated=header_value(ws.response_headers, EXTENSIONS_HEADER),
+        extensions=list(ws.extensions),
+        is_server=is_server,
+    )
+
+
+async def _ping(ws: WebSocketConnection, payload: bytes) -> bool:
+    """Return whether ``ws.ping(payload)`` got its pong in time."""
+    with trio.move_on_after(PING_TIMEOUT):
+        try:
+            await ws.ping(payload)
+        except WebSocketError:
+            return False
+        return True
+    return False
+
+
+async def drive(url: str, **options: Any) -> tuple[DriverReport, TrioSide | None]:
+    """Run the plan as a trio_wsext client of ``url``; ``options`` go to open_websocket_url."""
+    report = DriverReport()
+    side = None
+    try:
+        options.setdefault("max_message_size", MATRIX_MAX_MESSAGE_SIZE)
+        async with open_websocket_url(url, **options) as ws:
+            side = trio_side(ws, is_server=False)
+            report.offered, report.negotiated = side.offered, side.negotiated
+            try:
+                report.ping_ok = await _ping(ws, b"trio-client-ping")
+                await run_plan(ws, report)
+            except (WebSocketError, trio.TooSlowError) as exc:
+                report.error = repr(exc)
+            with trio.fail_after(STEP_TIMEOUT):
+                await ws.aclose(1000, "done")
+            if ws.closed is not None:
+                report.close_code, report.close_reason = ws.closed.code, ws.closed.reason
+    except (WebSocketError, trio.TooSlowError) as exc:
+        report.error = (report.error or "") + repr(exc)
+    return report, side
+
+
+class EchoServer:
+    """A trio_wsext echo handler that reports on every connection it served."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[EchoReport, TrioSide]] = []
+        self._served = trio.Event()
+
+    async def handler(self, request: WebSocketRequest) -> None:
+        """Accept, ping the client once, echo every message, record how the client closed."""
+        ws = await request.accept()
+        side = trio_side(ws, is_server=True)
+        report = EchoReport(offered=side.offered, negotiated=side.negotiated)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._ping, ws, report)
+                try:
+                    async for message in ws:
+                        report.received.append(describe(message))
+                        await ws.send_message(message)
+                except WebSocketError as exc:
+                    report.error = repr(exc)
+        finally:
+            if ws.closed is not None:
+                report.close_code, report.close_reason = ws.closed.code, ws.closed.reason
+            self.reports.append((report, side))
+            self._served.set()
+
+    @staticmethod
+    async def _ping(ws: WebSocketConnection, report: EchoReport) -> None:
+        report.ping_ok = await _ping(ws, b"trio-server-ping")
+
+    async def report(self) -> tuple[EchoReport, TrioSide]:
+        """Wait for the first connection to end and return its report."""
+        with trio.fail_after(REPORT_TIMEOUT):
+            await self._served.wait()
+        return self.reports[0]
+
+
+@asynccontextmanager
+async def serving(
+    handler: Callable[[WebSocketRequest], Awaitable[None]], **options: Any
+) -> AsyncIterator[str]:
+    """Serve ``handler`` with trio_wsext on 127.0.0.1 port 0; yield its ``ws://`` URL."""
+    options.setdefault("max_message_size", MATRIX_MAX_MESSAGE_SIZE)
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(serve_websocket, handler, "127.0.0.1", 0, None, **options)
+        server: WebSocketServer = await nursery.start(serve)
+        yield f"ws://127.0.0.1:{server.port}/"
+        nursery.cancel_scope.cancel()

@@ -233,6 +233,18 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
 Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
 
 
+def _listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint | str:
+    is_ssl = False
+    inner: object = listener
+    if isinstance(listener, trio.SSLListener):
+        inner = listener.transport_listener
+        is_ssl = True
+    if isinstance(inner, trio.SocketListener):
+        address, port, *_ = inner.socket.getsockname()
+        return Endpoint(address, port, is_ssl)
+    return repr(listener)
+
+
 def _server_extensions(
     extensions: Sequence[ServerExtensionFactory] | None, compression: str | None
 ) -> list[ServerExtensionFactory]:
@@ -302,6 +314,7 @@ class WebSocketServer:
         self._handler = handler
         self._listeners = list(listeners)
         self._handler_nursery = handler_nursery
+        self._endpoints = [_listener_endpoint(listener) for listener in self._listeners]
         self._options = _Options(
             extensions=_server_extensions(extensions, compression),
             message_queue_size=message_queue_size,
@@ -332,20 +345,12 @@ class WebSocketServer:
 
     @property
     def listeners(self) -> list[Endpoint | str]:
-        """Each listener as an :class:`~trio_wsext.connection.Endpoint`, or its ``repr``."""
-        result: list[Endpoint | str] = []
-        for listener in self._listeners:
-            is_ssl = False
-            inner: object = listener
-            if isinstance(listener, trio.SSLListener):
-                inner = listener.transport_listener
-                is_ssl = True
-            if isinstance(inner, trio.SocketListener):
-                address, port, *_ = inner.socket.getsockname()
-                result.append(Endpoint(address, port, is_ssl))
-            else:
-                result.append(repr(listener))
-        return result
+        """Each listener as an :class:`~trio_wsext.connection.Endpoint`, or its ``repr``.
+
+        Read when the server was made (listeners are bound by then), so it
+        stays valid after the server stopped.
+        """
+        return list(self._endpoints)
 
     async def run(
         self, *, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED

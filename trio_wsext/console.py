@@ -44,14 +44,13 @@ async def read_lines(
 
     Bytes are decoded as UTF-8 (undecodable bytes become U+FFFD); a last line
     without a newline is yielded too. The iteration ends at end of file.
+    Cancellation abandons the worker thread blocked in ``read``: the bytes it
+    reads after that are lost.
 
     Args:
         fd: the file descriptor.
         read: called as ``read(fd, size)`` in a worker thread, returns ``b""``
             at end of file (``os.read``; tests pass their own).
-
-    Cancellation abandons the worker thread blocked in ``os.read``: the bytes
-    it reads after that are lost.
     """
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""

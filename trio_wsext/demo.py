@@ -12,16 +12,17 @@ what was negotiated, then one row per size.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Final, TextIO
 
 import attrs
 import trio
 
 from .client import open_websocket_url
 from .echo import describe_extensions, serve_echo
+from .extensions.permessage_deflate import PerMessageDeflate
 from .samples import MESSAGE_SIZES, sample_message
 
-__all__ = ["DemoRow", "format_demo_table", "run_demo"]
+__all__ = ["DemoRow", "describe_deflate", "format_demo_table", "run_demo"]
 
 
 @attrs.frozen
@@ -43,14 +44,41 @@ class DemoRow:
         return 1 - self.wire_deflate / self.wire_plain if self.wire_plain else 0.0
 
 
+#: The negotiated values that the demo prints, with what each means.
+_PARAMETERS: Final = (
+    ("server_max_window_bits", "LZ77 window the server compresses with, 2**N bytes"),
+    ("client_max_window_bits", "LZ77 window the client compresses with, 2**N bytes"),
+    ("server_no_context_takeover", "server forgets its window after each message"),
+    ("client_no_context_takeover", "client forgets its window after each message"),
+    ("compress_settings", "zlib.compressobj() keywords"),
+    ("threshold", "messages shorter than this (bytes) go uncompressed"),
+)
+
+
+def describe_deflate(extension: PerMessageDeflate) -> list[str]:
+    """Return one line per negotiated permessage-deflate parameter, with its meaning."""
+    return [
+        f"  {name:<27} {getattr(extension, name)!s:<16} {meaning}" for name, meaning in _PARAMETERS
+    ]
+
+
 async def _measure(url: str, compression: str | None, out: TextIO) -> list[int]:
     """Send one sample message per size over a new connection; return the wire bytes of each."""
     wire: list[int] = []
     async with open_websocket_url(url, compression=compression) as ws:
-        label = "with permessage-deflate" if compression else "without compression"
-        print(f"Client {label}: Sec-WebSocket-Extensions: {describe_extensions(ws)}", file=out)
+        if compression:
+            print("Client 1 offers permessage-deflate. The server answers:", file=out)
+        else:
+            print("Client 2 offers no extension. The server answers:", file=out)
+        if ws.extensions:
+            print(f"  Sec-WebSocket-Extensions: {describe_extensions(ws)}", file=out)
+        else:
+            print("  (no Sec-WebSocket-Extensions header: nothing negotiated)", file=out)
         for extension in ws.extensions:
-            print(f"  {extension!r}", file=out)
+            if isinstance(extension, PerMessageDeflate):
+                print("Negotiated, as the client applies it:", file=out)
+                print("\n".join(describe_deflate(extension)), file=out)
+        print(file=out)
         for _, size in MESSAGE_SIZES:
             message = sample_message(size)
             before = ws.statistics().wire_bytes_sent
@@ -70,7 +98,8 @@ async def run_demo(out: TextIO) -> list[DemoRow]:
     async with trio.open_nursery() as nursery:
         server = await nursery.start(serve_echo, "127.0.0.1", 0)
         url = f"ws://127.0.0.1:{server.port}/demo"
-        print(f"Echo server on {url}; one JSON-like message of each size, and its echo.", file=out)
+        print(f"An echo server on {url} and two clients, in this process.", file=out)
+        print("Each client sends one JSON-like message per size and waits for its echo.", file=out)
         print(file=out)
         deflate = await _measure(url, "deflate", out)
         plain = await _measure(url, None, out)
@@ -81,8 +110,12 @@ async def run_demo(out: TextIO) -> list[DemoRow]:
             MESSAGE_SIZES, plain, deflate, strict=True
         )
     ]
-    print(file=out)
     print(format_demo_table(rows), file=out)
+    print(file=out)
+    print(
+        "App bytes and wire bytes are ws.statistics().bytes_sent and .wire_bytes_sent;", file=out
+    )
+    print("wire bytes include the frame header and the client's 4-byte mask.", file=out)
     return rows
 
 
@@ -91,7 +124,7 @@ def format_demo_table(rows: Sequence[DemoRow]) -> str:
     header = (
         f"{'Message':<8} {'App bytes':>10} {'Wire, plain':>12} {'Wire, deflate':>14} {'Saved':>6}"
     )
-    lines = ["Client -> server, bytes per message:", header, "-" * len(header)]
+    lines = ["Bytes per message, client to server:", header, "-" * len(header)]
     total = DemoRow(
         "Total",
         sum(row.app_bytes for row in rows),

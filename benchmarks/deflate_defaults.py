@@ -2,7 +2,7 @@
 
 Run from the repository's root::
 
-    python -m benchmarks.deflate_defaults            # the full tables (about a minute)
+    python -m benchmarks.deflate_defaults            # the full tables (about 3 minutes)
     python -m benchmarks.deflate_defaults --quick    # fewer messages and pairs
 
 Strategy: every figure comes from trio_wsext's own :class:`PerMessageDeflate`,
@@ -22,6 +22,7 @@ as much as real traffic lets it.
 - Table 3: the chosen defaults at 1,000 connections: idle (never used),
   after traffic, and after traffic with no_context_takeover; tracemalloc and
   the process's RSS growth.
+- Table 4: the CPU that freeing the zlib objects after each message costs.
 
 Timings are medians of a few runs on a shared machine: read them as orders of
 magnitude. Sizes and memory are exact for this zlib.
@@ -58,6 +59,12 @@ WINDOW_BITS: Final = tuple(range(9, 16))
 
 MEM_LEVELS: Final = (1, 3, 5, 8, 9)
 """memLevel values measured; 8 is zlib's default, 9 its maximum."""
+
+SMALL_SAMPLE: Final = b'{"type":"message","room":"general","user":"alice","text":"hello there"}'
+"""The message each connection sends and receives before its memory is measured."""
+
+BUSY_BYTES: Final = 40_000
+"""Bytes sent each way for a "busy" RSS figure: more than the largest window (32 KiB)."""
 
 PER_MESSAGE_OVERHEAD: Final = 2 + 52
 """Bytes around a small message on the wire when it travels alone: a 2-byte
@@ -417,7 +424,7 @@ def memory_per_pair(
     receives one from, a client-side peer; the peers are then dropped, so
     what is left is what a server holds per connection.
     """
-    sample = b'{"type":"message","room":"general","user":"alice","text":"hello there"}'
+    sample = SMALL_SAMPLE
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
@@ -442,21 +449,25 @@ def _rss() -> int:
 
 
 def rss_per_pair(
-    bits: int, mem_level: int, pairs: int, *, no_context_takeover: bool = False
+    bits: int, mem_level: int, pairs: int, *, busy: bool = True, no_context_takeover: bool = False
 ) -> float:
     """Return the growth of a fresh process's RSS per connection side, after traffic.
 
     A fresh process, because memory freed by earlier measurements would be
-    reused without growing the RSS.
+    reused without growing the RSS. ``busy`` sends :data:`BUSY_BYTES` each
+    way, so that every page of the windows has been written (a connection in
+    steady use); otherwise one small message each way.
     """
     probe = [sys.executable, "-m", "benchmarks.deflate_defaults", "--rss-probe"]
-    probe += [str(bits), str(mem_level), str(int(no_context_takeover)), str(pairs)]
+    probe += [str(bits), str(mem_level), str(int(no_context_takeover)), str(pairs), str(int(busy))]
     result = subprocess.run(probe, capture_output=True, text=True, check=True)
     return float(result.stdout)
 
 
-def _rss_probe(bits: int, mem_level: int, no_context_takeover: bool, pairs: int) -> float:
-    sample = b'{"type":"message","room":"general","user":"alice","text":"hello there"}'
+def _rss_probe(
+    bits: int, mem_level: int, no_context_takeover: bool, pairs: int, busy: bool
+) -> float:
+    sample = messages("api", BUSY_BYTES, 1)[0] if busy else SMALL_SAMPLE
     # Warm up everything but zlib, so that only the connections' memory is counted.
     _pair(bits, mem_level)[0].encode(Frame(Opcode.TEXT, b"warm up"), compress=False)
     gc.collect()
@@ -473,12 +484,18 @@ def _rss_probe(bits: int, mem_level: int, no_context_takeover: bool, pairs: int)
 
 
 def cpu_microseconds(
-    stream: Sequence[bytes], bits: int, mem_level: int, *, compress: bool, runs: int = 5
+    stream: Sequence[bytes],
+    bits: int,
+    mem_level: int,
+    *,
+    compress: bool,
+    no_context_takeover: bool = False,
+    runs: int = 5,
 ) -> float:
     """Return the median CPU time per message to encode and decode ``stream``."""
     results = []
     for _ in range(runs):
-        server, client = _pair(bits, mem_level)
+        server, client = _pair(bits, mem_level, no_context_takeover=no_context_takeover)
         start = time.process_time()
         for data in stream:
             client.decode(server.encode(Frame(Opcode.TEXT, data), compress=compress))
@@ -500,7 +517,8 @@ def ratio_table(counts: dict[int, int], pairs: int) -> None:
     streams = {size: [messages(kind, size, counts[size]) for kind in _KINDS] for size in SIZES}
     print("Table 1: compressed size in % of the original (lower is better; the mean over")
     print("chat, telemetry and API messages), and memory per connection side (compressor +")
-    print("decompressor, after one message each way): allocated (tracemalloc), resident (RSS)\n")
+    print("decompressor): allocated (tracemalloc), and resident (RSS growth) once 40 KB went")
+    print("each way, which writes every page of even a 32 KiB window\n")
     _header(
         "window bits", "memLevel", *(f"{size} B" for size in SIZES), "KiB allocated", "KiB RSS"
     )
@@ -552,22 +570,40 @@ def threshold_table(count: int) -> None:
 
 
 def defaults_table(pairs: int) -> None:
-    """Print table 3: memory of the defaults, idle and after traffic."""
+    """Print table 3: memory of the defaults, idle, lightly used and busy."""
     bits, mem_level = DEFAULT_MAX_WINDOW_BITS, DEFAULT_MEM_LEVEL
     print(f"\nTable 3: per connection side at {pairs} connections: the defaults (window bits")
-    print(f"{bits}, memLevel {mem_level}, threshold {DEFAULT_THRESHOLD}) and zlib's (15, 8)\n")
-    _header("settings and state", "KiB allocated", "KiB RSS")
+    print(f"{bits}, memLevel {mem_level}, threshold {DEFAULT_THRESHOLD}) and zlib's (15, 8).")
+    print("RSS after one 70-byte message each way, and after 40 KB each way\n")
+    _header("settings and state", "KiB allocated", "KiB RSS, one message", "KiB RSS, 40 KB")
     idle = memory_per_pair(bits, mem_level, pairs, traffic=False) / 1024
-    _row("defaults, idle: negotiated, no message compressed yet", f"{idle:.1f}", "-")
+    _row("defaults, idle: negotiated, no message compressed yet", f"{idle:.1f}", "-", "-")
     cases = (
-        ("defaults, after traffic, context takeover", bits, mem_level, False),
-        ("defaults, after traffic, no_context_takeover", bits, mem_level, True),
-        ("zlib's defaults, after traffic, context takeover", 15, 8, False),
+        ("defaults, context takeover", bits, mem_level, False),
+        ("defaults, no_context_takeover", bits, mem_level, True),
+        ("zlib's defaults, context takeover", 15, 8, False),
     )
     for label, case_bits, case_mem_level, nct in cases:
         allocated = memory_per_pair(case_bits, case_mem_level, pairs, no_context_takeover=nct)
-        resident = rss_per_pair(case_bits, case_mem_level, pairs, no_context_takeover=nct)
-        _row(label, f"{allocated / 1024:.1f}", f"{resident / 1024:.1f}")
+        light, busy = (
+            rss_per_pair(case_bits, case_mem_level, pairs, busy=busy, no_context_takeover=nct)
+            for busy in (False, True)
+        )
+        _row(label, f"{allocated / 1024:.1f}", f"{light / 1024:.1f}", f"{busy / 1024:.1f}")
+
+
+def lazy_table() -> None:
+    """Print table 4: what freeing the zlib objects after each message costs in CPU."""
+    print("\nTable 4: CPU per message (encode + decode, one side each), 100-byte chat events;")
+    print("no_context_takeover creates and frees a compressor and a decompressor per message\n")
+    _header("window bits, memLevel", "µs, context takeover", "µs, no_context_takeover")
+    stream = messages("chat", 100, 2000)
+    for bits, mem_level in ((DEFAULT_MAX_WINDOW_BITS, DEFAULT_MEM_LEVEL), (15, 8)):
+        kept, freed = (
+            cpu_microseconds(stream, bits, mem_level, compress=True, no_context_takeover=nct)
+            for nct in (False, True)
+        )
+        _row(f"{bits}, {mem_level}", f"{kept:.1f}", f"{freed:.1f}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -575,11 +611,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages and connections")
     parser.add_argument("--pairs", type=int, default=1000, help="connections per memory figure")
-    parser.add_argument("--rss-probe", nargs=4, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rss-probe", nargs=5, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_probe:
-        bits, mem_level, no_context_takeover, pairs = args.rss_probe
-        print(_rss_probe(bits, mem_level, bool(no_context_takeover), pairs))
+        bits, mem_level, no_context_takeover, pairs, busy = args.rss_probe
+        print(_rss_probe(bits, mem_level, bool(no_context_takeover), pairs, bool(busy)))
         return
     counts = {100: 300, 1024: 100, 16384: 24} if args.quick else {100: 2000, 1024: 600, 16384: 96}
     pairs = 100 if args.quick else args.pairs
@@ -588,6 +624,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     ratio_table(counts, pairs)
     threshold_table(4000 if args.quick else 20000)
     defaults_table(pairs)
+    lazy_table()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from typing import Final
 
 import pytest
@@ -28,12 +29,14 @@ from .plan import (
     negotiation_problems,
     payload,
     run_message,
+    traffic_problems,
 )
 from .processes import NODE_DIR
 
 pytestmark = pytest.mark.interop
 
 NODE_TIMEOUT: Final = 30
+PLAN_BYTES: Final = sum(size for _, size, _ in expected_received())
 
 
 @pytest.mark.parametrize("step", PLAN, ids=[step.name for step in PLAN])
@@ -143,14 +146,66 @@ def test_compare_echo_names_type_and_first_difference() -> None:
     )
 
 
+@dataclass(frozen=True)
+class Stats:
+    """A stand-in for trio_wsext's ConnectionStatistics after the whole plan."""
+
+    wire_bytes_sent: int
+    wire_bytes_received: int
+    messages_sent: int = len(PLAN) + RUN_LENGTH
+    messages_received: int = len(PLAN) + RUN_LENGTH
+    bytes_sent: int = PLAN_BYTES
+    bytes_received: int = PLAN_BYTES
+
+
+PLAIN: Final = Stats(PLAN_BYTES + 1000, PLAN_BYTES + 1000)
+COMPRESSED: Final = Stats(PLAN_BYTES // 3, PLAN_BYTES // 3)
+
+
+def _side(offered: str, negotiated: str, extensions: list[object], stats: Stats) -> TrioSide:
+    return TrioSide(offered, negotiated, extensions, is_server=False, statistics=stats)
+
+
+@pytest.mark.parametrize(
+    ("expect", "stats", "problems"),
+    [
+        (None, PLAIN, []),
+        (Effective(), COMPRESSED, []),
+        (
+            Effective(),
+            Stats(PLAN_BYTES // 3, PLAN_BYTES + 1000),
+            [
+                f"{PLAN_BYTES + 1000} wire bytes received for {PLAN_BYTES} bytes: not compressed"
+                " (expected under 75%)"
+            ],
+        ),
+        (
+            None,
+            Stats(PLAN_BYTES // 3, PLAN_BYTES + 1000),
+            [f"{PLAN_BYTES // 3} wire bytes sent for {PLAN_BYTES} bytes, yet no compression"],
+        ),
+        (
+            None,
+            Stats(PLAN_BYTES, PLAN_BYTES, messages_received=3),
+            [
+                f"statistics count {(len(PLAN) + RUN_LENGTH, 3, PLAN_BYTES, PLAN_BYTES)} (messages"
+                f" sent, received, bytes sent, received), expected"
+                f" {(len(PLAN) + RUN_LENGTH, len(PLAN) + RUN_LENGTH, PLAN_BYTES, PLAN_BYTES)}"
+            ],
+        ),
+    ],
+    ids=["plain", "compressed", "one-way-uncompressed", "compressed-unasked", "lost-messages"],
+)
+def test_traffic_check_reads_compression_off_the_statistics(
+    expect: Effective | None, stats: Stats, problems: list[str]
+) -> None:
+    """The statistics show whether both directions were compressed and nothing was lost."""
+    assert traffic_problems(expect, _side("", "", [], stats)) == problems
+
+
 def test_negotiation_check_notices_a_one_sided_extension() -> None:
     """The negotiation check fails when trio_wsext reads back an extension the peer lacks."""
-    side = TrioSide(
-        offered="permessage-deflate",
-        negotiated="permessage-deflate",
-        extensions=[],
-        is_server=True,
-    )
+    side = _side("permessage-deflate", "permessage-deflate", [], PLAIN)
     problems = negotiation_problems(
         None, side, peer_offered="permessage-deflate", peer_negotiated=None
     )
@@ -174,11 +229,11 @@ def test_negotiation_check_compares_read_back_attributes() -> None:
         def __repr__(self) -> str:
             return "Reported()"
 
-    side = TrioSide(
-        offered="permessage-deflate; client_max_window_bits",
-        negotiated="permessage-deflate; server_max_window_bits=10",
-        extensions=[Reported()],
-        is_server=False,
+    side = _side(
+        "permessage-deflate; client_max_window_bits",
+        "permessage-deflate; server_max_window_bits=10",
+        [Reported()],
+        COMPRESSED,
     )
     problems = negotiation_problems(
         Effective(10), side, peer_offered=side.offered, peer_negotiated=side.negotiated

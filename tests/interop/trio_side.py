@@ -78,6 +78,7 @@ async def drive(url: str, **options: Any) -> tuple[DriverReport, TrioSide | None
                 report.error = repr(exc)
             with trio.fail_after(STEP_TIMEOUT):
                 await ws.aclose(1000, "done")
+            side.statistics = ws.statistics()
             if ws.closed is not None:
                 report.close_code, report.close_reason = ws.closed.code, ws.closed.reason
     except (WebSocketError, trio.TooSlowError) as exc:
@@ -107,6 +108,7 @@ class EchoServer:
                 except WebSocketError as exc:
                     report.error = repr(exc)
         finally:
+            side.statistics = ws.statistics()
             if ws.closed is not None:
                 report.close_code, report.close_reason = ws.closed.code, ws.closed.reason
             self.reports.append((report, side))

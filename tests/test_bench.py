@@ -76,12 +76,20 @@ def test_format_bench_table() -> None:
     )
 
 
+def test_results_as_json_gives_the_duration_only_without_iterations() -> None:
+    """The duration asked is recorded only when it decided how long each case ran."""
+    data = results_as_json([], server="ws://h/", duration=2.0)
+    assert (data["iterations"], data["duration"], data["results"]) == (None, 2.0, [])
+    assert results_as_json([], server="ws://h/", iterations=3, duration=2.0)["duration"] is None
+
+
 def test_results_as_json_names_the_setup() -> None:
     """The JSON form holds the versions, the server and every figure."""
     result = BenchResult("off", "Small", 100, 4, 0.5, 800, 848)
-    data = json.loads(json.dumps(results_as_json([result], server="in-process")))
+    data = json.loads(json.dumps(results_as_json([result], server="in-process", iterations=4)))
     assert data["server"] == "in-process"
     assert data["trio"] == trio.__version__
+    assert (data["iterations"], data["duration"]) == (4, None)
     assert data["results"] == [
         {
             "compression": "off",

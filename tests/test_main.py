@@ -551,6 +551,7 @@ def test_bench_json_gives_every_case_with_its_figures() -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["server"] == "in-process"
+    assert (data["iterations"], data["duration"]) == (2, None)
     assert len(data["results"]) == 8
     huge_deflate = data["results"][-1]
     assert huge_deflate["size_name"] == "Huge"

@@ -308,7 +308,12 @@ def _bench(args: argparse.Namespace) -> int:
             url=args.url, iterations=args.iterations, duration=args.duration, progress=progress
         )
         if args.json:
-            data = results_as_json(results, server=args.url or "in-process")
+            data = results_as_json(
+                results,
+                server=args.url or "in-process",
+                iterations=args.iterations,
+                duration=args.duration,
+            )
             print(json.dumps(data, indent=2))
         else:
             print(format_bench_table(results))

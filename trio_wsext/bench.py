@@ -18,6 +18,8 @@ in the figures.
 
 from __future__ import annotations
 
+import importlib.metadata
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -208,18 +210,34 @@ def format_bench_table(results: Sequence[BenchResult]) -> str:
     return "\n".join(lines)
 
 
-def results_as_json(results: Sequence[BenchResult], *, server: str) -> dict[str, Any]:
+def results_as_json(
+    results: Sequence[BenchResult],
+    *,
+    server: str,
+    iterations: int | None = None,
+    duration: float | None = None,
+) -> dict[str, Any]:
     """Return the results with what they were measured on, ready for ``json.dumps``.
 
     Args:
         results: what :func:`run_bench` returned.
         server: where the echo server ran (``"in-process"`` or its URL).
+        iterations: the round trips asked per case, if a count was asked.
+        duration: the seconds asked per case, if no count was asked.
     """
+    try:
+        version: str | None = importlib.metadata.version("trio_wsext")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout
+        version = None
     return {
+        "trio_wsext": version,
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "machine": platform.machine(),
+        "cpus": os.cpu_count(),
         "trio": trio.__version__,
         "server": server,
+        "iterations": iterations,
+        "duration": duration if iterations is None else None,
         "results": [result.as_dict() for result in results],
     }

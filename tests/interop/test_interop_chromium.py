@@ -67,6 +67,15 @@ CASES: Final = [
         },
         expect=Effective(9, 9, True, True),
     ),
+    Case(
+        "windows-8",
+        trio={
+            "extensions": [
+                ServerPerMessageDeflateFactory(server_max_window_bits=8, client_max_window_bits=8)
+            ]
+        },
+        expect=Effective(8, 8),
+    ),
     Case("compression-off", trio={"compression": None}, expect=None),
 ]
 

@@ -105,6 +105,12 @@ SERVER_CASES: Final = [
         peer=_deflate(),
         expect=Effective(10, 10, True, True),
     ),
+    Case(
+        "windowBits-8",
+        trio={"extensions": [ClientPerMessageDeflateFactory()]},
+        peer=_deflate(serverMaxWindowBits=8, clientMaxWindowBits=8),
+        expect=Effective(8, 8),
+    ),
     Case("node-compression-off", peer={"perMessageDeflate": False}, expect=None),
     Case("trio-compression-off", trio={"compression": None}, peer=_deflate(), expect=None),
 ]
@@ -168,6 +174,12 @@ CLIENT_CASES: Final = [
         },
         peer=_deflate(),
         expect=Effective(9, 9, True, True),
+    ),
+    Case(
+        "windowBits-8",
+        trio={"extensions": [ServerPerMessageDeflateFactory()]},
+        peer=_deflate(serverMaxWindowBits=8, clientMaxWindowBits=8),
+        expect=Effective(8, 8),
     ),
     Case("node-compression-off", peer={"perMessageDeflate": False}, expect=None),
     Case("trio-compression-off", trio={"compression": None}, peer=_deflate(), expect=None),

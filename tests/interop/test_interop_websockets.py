@@ -95,6 +95,14 @@ SERVER_CASES: Final = [
         peer={"extensions": [PeerServerDeflate(server_max_window_bits=10)]},
         expect=Effective(10, 15, True, True),
     ),
+    # websockets inflates with a true 256-byte window (wbits=-8): trio_wsext's deflater
+    # (zlib's 9, distances <= 250) must stay inside it across the 100-message run.
+    Case(
+        "trio-asks-client-window-8",
+        trio={"extensions": [ClientPerMessageDeflateFactory(client_max_window_bits=8)]},
+        peer={"extensions": [PeerServerDeflate()]},
+        expect=Effective(15, 8),
+    ),
     Case("trio-compression-off", trio={"compression": None}, expect=None),
     Case("peer-compression-off", peer={"compression": None}, expect=None),
 ]
@@ -155,6 +163,12 @@ CLIENT_CASES: Final = [
         },
         peer={"extensions": [PeerClientDeflate(client_max_window_bits=10)]},
         expect=Effective(15, 10, True, True),
+    ),
+    Case(
+        "peer-asks-server-window-8",
+        trio={"extensions": [ServerPerMessageDeflateFactory()]},
+        peer={"extensions": [PeerClientDeflate(server_max_window_bits=8)]},
+        expect=Effective(8, 15),
     ),
     Case("trio-compression-off", trio={"compression": None}, expect=None),
     Case("peer-compression-off", peer={"compression": None}, expect=None),

@@ -16,9 +16,9 @@ from trio_wsext.connection import (
     RECEIVE_SIZE,
     THREAD_SEND_THRESHOLD,
     ConnectionStatistics,
-    Endpoint,
     WebSocketConnection,
 )
+from trio_wsext.endpoints import Endpoint
 from trio_wsext.exceptions import ConnectionClosed, PayloadTooBig, ProtocolError
 from trio_wsext.extensions.base import Extension
 from trio_wsext.frames import Close, CloseReason, Frame, Opcode

@@ -13,7 +13,8 @@ from .client import (
     open_websocket,
     open_websocket_url,
 )
-from .connection import ConnectionStatistics, Endpoint, WebSocketConnection
+from .connection import ConnectionStatistics, WebSocketConnection
+from .endpoints import Endpoint
 from .exceptions import (
     ConnectionClosed,
     ConnectionRejected,

@@ -22,12 +22,13 @@ from typing import Final, TypeAlias
 
 import trio
 
-from .connection import WebSocketConnection, check_connection_options
+from .connection import WebSocketConnection
 from .exceptions import ConnectionTimeout, DisconnectionTimeout, HandshakeError
 from .extensions.base import ClientExtensionFactory
 from .extensions.permessage_deflate import enable_client_permessage_deflate
 from .frames import CloseCode
 from .handshake import ClientHandshake, ClientHandshakeResult
+from .options import check_connection_options
 
 __all__ = [
     "connect_websocket",

@@ -2,55 +2,43 @@
 
 Strategy: a :class:`WebSocketConnection` owns a :class:`trio.abc.Stream` and a
 sans-I/O :class:`~trio_wsext.protocol.Protocol`, and does all its I/O in
-background tasks started by ``await nursery.start(connection._run)`` (nothing
-starts in ``__init__``):
+background tasks started by ``await nursery.start(connection._run)``:
 
-- The **reader** does one ``receive_some`` of up to 64 KiB, feeds it to the
+- The **reader** does one ``receive_some`` of up to 64 KiB, feeds the
   protocol's receive side and handles every event. Whole messages go into a
   channel of ``message_queue_size``; when it is full the reader stops reading,
-  so TCP pushes back on the peer. Pings are answered through the writer, pongs
-  wake :meth:`~WebSocketConnection.ping`, a close frame is echoed, a protocol
-  violation fails the connection with its close code.
-- The **writer** drains a bounded channel of outgoing items: it takes
-  everything already waiting, runs the protocol's send side on the whole batch
-  and hands the bytes to one ``send_all``. Frames of different messages never
-  interleave and the compressor's state is only advanced by this task, so a
-  cancelled :meth:`~WebSocketConnection.send_message` never leaves half a
-  message behind. A peer that stops reading blocks ``send_all``, the channel
-  fills, and ``send_message`` waits: memory stays bounded.
-- The optional **keepalive** task pings every ``ping_interval`` seconds and
-  fails the connection with 1011 when a pong is later than ``ping_timeout``.
+  so TCP pushes back on the peer.
+- The **writer** drains a bounded channel of outgoing items, runs the
+  protocol's send side on the whole batch and hands the bytes to one
+  ``send_all``: frames never interleave, the compressor's state is advanced by
+  this task only, and a peer that stops reading makes ``send_message`` wait.
+- The optional **keepalive** task pings every ``ping_interval`` seconds.
 
 Only the reader touches the protocol's receive side and only the writer its
-send side, so either may run in a worker thread (``trio.to_thread``) for a
-large message while the other goes on; with an extension negotiated, they do.
-
-Neither task ever raises: errors are recorded, the connection is torn down and
+send side, so either may run in a worker thread for a large message while the
+other goes on; with an extension negotiated, they do. Neither task ever raises:
+errors are recorded, the connection is torn down, and
 :exc:`~trio_wsext.exceptions.ConnectionClosed` carries the original error as
-``__cause__`` (the stream's ``BrokenResourceError``/``ClosedResourceError``
-become close code 1006). Closing (:rfc:`6455#section-7`): once a close frame
-has been sent or received, :attr:`~WebSocketConnection.closed` is set, nothing
-new may be sent, and the whole connection has ``disconnect_timeout`` seconds to
-finish; the server closes the TCP connection as soon as both close frames have
-crossed, the client waits for the server to do so.
+``__cause__``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import ipaddress
 import logging
-import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Final, TypeAlias
 
 import attrs
 import trio
 
+from .endpoints import Endpoint, stream_endpoint
 from .exceptions import ConnectionClosed
 from .extensions.base import Extension
 from .frames import Close, CloseCode, CloseReason, is_valid_close_code
+from .options import check_connection_options
+from .pings import MAX_CONTROL_PAYLOAD, PingTracker
 from .protocol import (
     CloseReceived,
     ConnectionFailed,
@@ -64,9 +52,7 @@ from .protocol import (
 
 __all__ = [
     "ConnectionStatistics",
-    "Endpoint",
     "WebSocketConnection",
-    "check_connection_options",
 ]
 
 logger = logging.getLogger("trio_wsext.connection")
@@ -99,12 +85,6 @@ NORMAL_CLOSE_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
 
-#: Bytes in an automatic ping payload; trio-websocket uses 32 random bits too.
-PING_PAYLOAD_SIZE: Final = 4
-
-#: RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
-MAX_CONTROL_PAYLOAD: Final = 125
-
 
 @attrs.frozen
 class ConnectionStatistics:
@@ -130,47 +110,6 @@ class ConnectionStatistics:
     """Bytes read from the stream after the opening handshake, framing included."""
 
 
-@attrs.frozen
-class Endpoint:
-    """One end of a TCP connection, as :attr:`WebSocketConnection.local` reports it.
-
-    Args:
-        address: the IP address (a string is converted).
-        port: the TCP port.
-        is_ssl: whether TLS runs over this connection.
-    """
-
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address = attrs.field(
-        converter=ipaddress.ip_address
-    )
-    port: int
-    is_ssl: bool
-
-    @property
-    def url(self) -> str:
-        """The endpoint as a ``ws://`` or ``wss://`` URL, default ports left out."""
-        scheme = "wss" if self.is_ssl else "ws"
-        default = 443 if self.is_ssl else 80
-        host = str(self.address) if self.address.version == 4 else f"[{self.address}]"
-        return f"{scheme}://{host}" if self.port == default else f"{scheme}://{host}:{self.port}"
-
-
-def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
-    """Return the local or remote :class:`Endpoint` of a TCP/TLS stream, else its ``repr``."""
-    is_ssl = False
-    inner: object = stream
-    if isinstance(stream, trio.SSLStream):
-        inner = stream.transport_stream
-        is_ssl = True
-    if isinstance(inner, trio.SocketStream):
-        try:
-            name = inner.socket.getsockname() if local else inner.socket.getpeername()
-            return Endpoint(name[0], name[1], is_ssl)
-        except (OSError, ValueError, IndexError, TypeError):
-            pass
-    return repr(stream)
-
-
 # Items of the outgoing channel. A bare ``None`` only wakes the writer up so
 # that it looks at the control slots (automatic pongs, keepalive pings).
 @attrs.frozen
@@ -190,59 +129,6 @@ class _SendPong:
 
 
 _Outgoing: TypeAlias = _SendMessage | _SendPing | _SendPong | None
-
-
-@attrs.define
-class _PingWaiter:
-    """A :meth:`WebSocketConnection.ping` (or keepalive ping) waiting for its pong."""
-
-    event: trio.Event = attrs.Factory(trio.Event)
-    answered: bool = False
-
-
-def _check_seconds(name: str, value: float | None, *, allow_none: bool) -> None:
-    if value is None:
-        if not allow_none:
-            raise TypeError(f"{name} must be a number of seconds, not None")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0 seconds, not {value!r}")
-
-
-def check_connection_options(
-    *,
-    message_queue_size: int,
-    max_message_size: int | None,
-    disconnect_timeout: float,
-    ping_interval: float | None,
-    ping_timeout: float | None,
-    connect_timeout: float = 1.0,
-) -> None:
-    """Check the options every entry point shares; raise before any I/O.
-
-    Raises:
-        TypeError: an option has the wrong type (the message names it).
-        ValueError: an option is out of range (the message names it and the range).
-    """
-    if isinstance(message_queue_size, bool) or not isinstance(message_queue_size, int):
-        raise TypeError(
-            f"message_queue_size must be an int, not {type(message_queue_size).__name__}"
-        )
-    if message_queue_size < 0:
-        raise ValueError(f"message_queue_size must be >= 0, not {message_queue_size}")
-    if max_message_size is not None:
-        if isinstance(max_message_size, bool) or not isinstance(max_message_size, int):
-            raise TypeError(
-                f"max_message_size must be an int or None, not {type(max_message_size).__name__}"
-            )
-        if max_message_size <= 0:
-            raise ValueError(f"max_message_size must be > 0 or None, not {max_message_size}")
-    _check_seconds("connect_timeout", connect_timeout, allow_none=False)
-    _check_seconds("disconnect_timeout", disconnect_timeout, allow_none=False)
-    _check_seconds("ping_interval", ping_interval, allow_none=True)
-    _check_seconds("ping_timeout", ping_timeout, allow_none=True)
 
 
 class WebSocketConnection(trio.abc.AsyncResource):
@@ -331,7 +217,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         # processed Ping frame", so one slot bounds what a ping flood costs.
         self._pending_pong: bytes | None = None
         self._pending_keepalive: bytes | None = None
-        self._pings: dict[bytes, _PingWaiter] = {}
+        self._pings = PingTracker()
 
         self._closed: CloseReason | None = None
         self._close_cause: BaseException | None = None
@@ -509,24 +395,12 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ValueError: ``payload`` is too long, or another ``ping`` with the
                 same payload is waiting for its pong.
         """
-        if payload is None:
-            payload = os.urandom(PING_PAYLOAD_SIZE)
-            while payload in self._pings:  # pragma: no cover - 1 in 2**32
-                payload = os.urandom(PING_PAYLOAD_SIZE)
-        else:
-            payload = bytes(payload)
-            if len(payload) > MAX_CONTROL_PAYLOAD:
-                raise ValueError(f"ping payload is {len(payload)} bytes, more than 125")
-            if payload in self._pings:
-                raise ValueError(f"a ping with payload {payload!r} is already in flight")
-        waiter = _PingWaiter()
-        self._pings[payload] = waiter
+        data, waiter = self._pings.add(payload)
         try:
-            await self._queue(_SendPing(payload))
+            await self._queue(_SendPing(data))
             await waiter.event.wait()
         finally:
-            if self._pings.get(payload) is waiter:
-                del self._pings[payload]
+            self._pings.forget(data, waiter)
         if not waiter.answered:
             raise self._connection_closed()
 
@@ -669,14 +543,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._finishing = True
         self._outgoing_send.close()
         self._message_send.close()
-        self._wake_pings()
+        self._pings.close()
         self._done.set()
-
-    def _wake_pings(self) -> None:
-        waiters = list(self._pings.values())
-        self._pings.clear()
-        for waiter in waiters:
-            waiter.event.set()
 
     def _close_handshake_progress(self) -> None:
         """Called when our close was sent or the peer's arrived."""
@@ -719,10 +587,15 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._finishing = True
             self._outgoing_send.close()
             self._message_send.close()
-            self._wake_pings()
+            self._pings.close()
             try:
-                with trio.move_on_after(self._disconnect_timeout):
-                    await self._stream.aclose()  # closes even when cancelled
+                # aclose() closes the stream even when cancelled; a broken one
+                # (TLS without close_notify, a reset) has nothing left to report.
+                with (
+                    trio.move_on_after(self._disconnect_timeout),
+                    contextlib.suppress(trio.BrokenResourceError, OSError),
+                ):
+                    await self._stream.aclose()
             finally:
                 self._done.set()
 
@@ -774,21 +647,11 @@ class WebSocketConnection(trio.abc.AsyncResource):
                     self._pending_pong = payload
                     self._wake_writer()
             case Pong(payload=payload):
-                self._resolve_pings(payload)
+                self._pings.pong_received(payload)
             case CloseReceived(code=code, reason=reason):
                 self._on_close_received(code, reason)
             case ConnectionFailed(code=code, reason=reason, exception=exception):
                 self._fail(code, reason, exception)
-
-    def _resolve_pings(self, payload: bytes) -> None:
-        if payload not in self._pings:
-            return  # an unsolicited pong: RFC 6455 §5.5.3 says "no response is expected"
-        for key in list(self._pings):
-            waiter = self._pings.pop(key)
-            waiter.answered = True
-            waiter.event.set()
-            if key == payload:
-                return
 
     def _on_close_received(self, code: int, reason: str) -> None:
         self._close_received = True
@@ -879,19 +742,16 @@ class WebSocketConnection(trio.abc.AsyncResource):
             await trio.sleep(interval)
             if self._closing():
                 return
-            payload = os.urandom(PING_PAYLOAD_SIZE)
-            if timeout is None:
-                self._pending_keepalive = payload
-                self._wake_writer()
-                continue
-            waiter = _PingWaiter()
-            self._pings[payload] = waiter
+            payload, waiter = self._pings.add()
             self._pending_keepalive = payload
             self._wake_writer()
+            if timeout is None:
+                self._pings.forget(payload, waiter)  # never fail: nothing to wait for
+                continue
             with trio.move_on_after(timeout):
                 await waiter.event.wait()
             if not waiter.event.is_set():
-                self._pings.pop(payload, None)
+                self._pings.forget(payload, waiter)
                 # websockets does the same: "keepalive ping timeout", code 1011.
                 self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", None)
                 return

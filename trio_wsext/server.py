@@ -23,17 +23,14 @@ from typing import Final, NoReturn, TypeAlias, final
 import attrs
 import trio
 
-from .connection import (
-    Endpoint,
-    WebSocketConnection,
-    check_connection_options,
-    stream_endpoint,
-)
+from .connection import WebSocketConnection
+from .endpoints import Endpoint, listener_endpoint, stream_endpoint
 from .exceptions import ConnectionClosed, HandshakeError
 from .extensions.base import ExtensionParameter, ServerExtensionFactory
 from .extensions.permessage_deflate import enable_server_permessage_deflate
 from .frames import CloseCode, CloseReason
 from .handshake import ExtraHeaders, HandshakeRequest, ServerHandshake
+from .options import check_connection_options
 
 __all__ = [
     "Handler",
@@ -233,18 +230,6 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
 Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
 
 
-def _listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint | str:
-    is_ssl = False
-    inner: object = listener
-    if isinstance(listener, trio.SSLListener):
-        inner = listener.transport_listener
-        is_ssl = True
-    if isinstance(inner, trio.SocketListener):
-        address, port, *_ = inner.socket.getsockname()
-        return Endpoint(address, port, is_ssl)
-    return repr(listener)
-
-
 def _server_extensions(
     extensions: Sequence[ServerExtensionFactory] | None, compression: str | None
 ) -> list[ServerExtensionFactory]:
@@ -314,7 +299,7 @@ class WebSocketServer:
         self._handler = handler
         self._listeners = list(listeners)
         self._handler_nursery = handler_nursery
-        self._endpoints = [_listener_endpoint(listener) for listener in self._listeners]
+        self._endpoints = [listener_endpoint(listener) for listener in self._listeners]
         self._options = _Options(
             extensions=_server_extensions(extensions, compression),
             message_queue_size=message_queue_size,

@@ -1,0 +1,81 @@
+"""Where a connection runs: the addresses of streams and listeners, as trio-websocket gives them.
+
+Strategy: TCP and TLS streams and listeners have socket addresses, which become
+an :class:`Endpoint`; anything else (an in-memory stream in a test, a Unix
+socket) is described by its ``repr``, so a caller always gets something to log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Final
+
+import attrs
+import trio
+
+__all__ = [
+    "Endpoint",
+    "listener_endpoint",
+    "stream_endpoint",
+]
+
+#: RFC 6455 §3: "the default for "ws" is port 80, while the default for "wss" is port 443".
+_DEFAULT_PORTS: Final = {False: 80, True: 443}
+
+
+@attrs.frozen
+class Endpoint:
+    """One end of a TCP connection, as ``ws.local``/``ws.remote`` and ``server.listeners`` give it.
+
+    Args:
+        address: the IP address (a string is converted).
+        port: the TCP port.
+        is_ssl: whether TLS runs over this connection.
+    """
+
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address = attrs.field(
+        converter=ipaddress.ip_address
+    )
+    port: int
+    is_ssl: bool
+
+    @property
+    def url(self) -> str:
+        """The endpoint as a ``ws://`` or ``wss://`` URL, default ports left out."""
+        scheme = "wss" if self.is_ssl else "ws"
+        host = str(self.address) if self.address.version == 4 else f"[{self.address}]"
+        if self.port == _DEFAULT_PORTS[self.is_ssl]:
+            return f"{scheme}://{host}"
+        return f"{scheme}://{host}:{self.port}"
+
+
+def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
+    """Return the local or remote :class:`Endpoint` of a TCP/TLS stream, else its ``repr``."""
+    is_ssl = False
+    inner: object = stream
+    if isinstance(stream, trio.SSLStream):
+        inner = stream.transport_stream
+        is_ssl = True
+    if isinstance(inner, trio.SocketStream):
+        try:
+            name = inner.socket.getsockname() if local else inner.socket.getpeername()
+            return Endpoint(name[0], name[1], is_ssl)
+        except (OSError, ValueError, IndexError, TypeError):
+            pass  # closed already, or not an IP socket
+    return repr(stream)
+
+
+def listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint | str:
+    """Return the :class:`Endpoint` a TCP/TLS listener is bound to, else its ``repr``."""
+    is_ssl = False
+    inner: object = listener
+    if isinstance(listener, trio.SSLListener):
+        inner = listener.transport_listener
+        is_ssl = True
+    if isinstance(inner, trio.SocketListener):
+        try:
+            address, port, *_ = inner.socket.getsockname()
+            return Endpoint(address, port, is_ssl)
+        except (OSError, ValueError, TypeError):
+            pass  # closed already, or not an IP socket
+    return repr(listener)

@@ -1,0 +1,63 @@
+"""The options every connection shares, checked once, before any I/O.
+
+Strategy: the client functions, the server and :class:`~trio_wsext.connection.WebSocketConnection`
+take the same keywords (trio-websocket's, plus keepalive); they all call
+:func:`check_connection_options` first, so a bad value raises a ``TypeError`` or
+``ValueError`` naming the option and its range instead of failing later, half
+connected.
+"""
+
+from __future__ import annotations
+
+__all__ = ["check_connection_options", "check_seconds"]
+
+
+def check_seconds(name: str, value: float | None, *, allow_none: bool) -> None:
+    """Check that option ``name`` is a positive number of seconds (or ``None`` if allowed).
+
+    Raises:
+        TypeError: not a number (a ``bool`` is not one), or ``None`` where not allowed.
+        ValueError: zero or negative.
+    """
+    if value is None:
+        if not allow_none:
+            raise TypeError(f"{name} must be a number of seconds, not None")
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0 seconds, not {value!r}")
+
+
+def check_connection_options(
+    *,
+    message_queue_size: int,
+    max_message_size: int | None,
+    disconnect_timeout: float,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+    connect_timeout: float = 1.0,
+) -> None:
+    """Check the options every entry point shares; raise before any I/O.
+
+    Raises:
+        TypeError: an option has the wrong type (the message names it).
+        ValueError: an option is out of range (the message names it and the range).
+    """
+    if isinstance(message_queue_size, bool) or not isinstance(message_queue_size, int):
+        raise TypeError(
+            f"message_queue_size must be an int, not {type(message_queue_size).__name__}"
+        )
+    if message_queue_size < 0:
+        raise ValueError(f"message_queue_size must be >= 0, not {message_queue_size}")
+    if max_message_size is not None:
+        if isinstance(max_message_size, bool) or not isinstance(max_message_size, int):
+            raise TypeError(
+                f"max_message_size must be an int or None, not {type(max_message_size).__name__}"
+            )
+        if max_message_size <= 0:
+            raise ValueError(f"max_message_size must be > 0 or None, not {max_message_size}")
+    check_seconds("connect_timeout", connect_timeout, allow_none=False)
+    check_seconds("disconnect_timeout", disconnect_timeout, allow_none=False)
+    check_seconds("ping_interval", ping_interval, allow_none=True)
+    check_seconds("ping_timeout", ping_timeout, allow_none=True)

@@ -217,8 +217,20 @@ def test_subcommand_help_shows_usage_and_options(
         (("serve", "--port", "65536"), "argument --port: port must be between 0 and 65535"),
         (("serve", "--keyfile", "key.pem"), "--keyfile needs --certfile"),
         (("connect",), "the following arguments are required: URL"),
-        (("connect", "http://example.com/"), "argument URL: not a ws:// or wss:// URL"),
-        (("connect", "ws:///path"), "argument URL: not a ws:// or wss:// URL"),
+        (
+            ("connect", "http://example.com/"),
+            "argument URL: WebSocket URL scheme must be 'ws' or 'wss', not 'http'",
+        ),
+        (("connect", "ws:///path"), "argument URL: WebSocket URL has no host: 'ws:///path'"),
+        (
+            ("connect", "ws://h:99999/"),
+            "argument URL: WebSocket URL has an invalid port: 'ws://h:99999/'",
+        ),
+        (("connect", "--cafile", "ca.pem", "ws://h/"), "--cafile needs a wss:// URL"),
+        (
+            ("bench", "--url", "ws://h/#top"),
+            "argument --url: WebSocket URL must not have a fragment: 'ws://h/#top'",
+        ),
         (("bench", "--iterations", "0"), "argument --iterations: must be at least 1, not 0"),
         (("bench", "--duration", "-1"), "argument --duration: must be more than 0, not -1"),
     ],
@@ -231,6 +243,9 @@ def test_subcommand_help_shows_usage_and_options(
         "connect-no-url",
         "connect-http-url",
         "connect-no-host",
+        "connect-bad-port",
+        "connect-cafile-with-ws",
+        "bench-url-fragment",
         "bench-zero-iterations",
         "bench-negative-duration",
     ],
@@ -348,7 +363,9 @@ def test_serve_port_in_use_exits_1_with_one_line() -> None:
         result = run_cli("serve", "--port", str(port))
     assert result.returncode == 1
     assert re.fullmatch(
-        r"python -m trio_wsext serve: error: .*[Aa]ddress already in use.*\n", result.stderr
+        rf"python -m trio_wsext serve: error: cannot listen on 127\.0\.0\.1:{port}: "
+        r".*[Aa]ddress already in use.*\n",
+        result.stderr,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Final
 import trio
 
 from .bench import format_bench_table, results_as_json, run_bench
+from .client import parse_url
 from .console import run_console
 from .demo import run_demo
 from .echo import serve_echo
@@ -74,10 +75,11 @@ def _port(text: str) -> int:
 
 
 def _ws_url(text: str) -> str:
-    """Check a WebSocket URL for argparse: ``ws://`` or ``wss://`` and a host."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or scheme.lower() not in ("ws", "wss") or not rest or rest[0] in "/?#":
-        raise argparse.ArgumentTypeError(f"not a ws:// or wss:// URL: {text!r}")
+    """Check a WebSocket URL for argparse as the client will (scheme, host, port)."""
+    try:
+        parse_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 
@@ -191,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command == "serve":
             return _serve(parser, args)
         if command == "connect":
-            return _connect(args)
+            return _connect(parser, args)
         if command == "demo":
             trio.run(run_demo, sys.stdout)
             return EXIT_OK
@@ -245,7 +247,14 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     async def serve() -> None:
         with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async with trio.open_nursery() as nursery:
-                server = await nursery.start(run_server, nursery.cancel_scope)
+                try:
+                    server = await nursery.start(run_server, nursery.cancel_scope)
+                except BaseException as exc:
+                    leaves = _leaves(exc)
+                    if all(isinstance(leaf, OSError) for leaf in leaves):
+                        where = f"{host}:{args.port}"
+                        raise CommandError(f"cannot listen on {where}: {leaves[0]}") from exc
+                    raise
                 logger.info(
                     "Serving on %s://%s:%d (compression: %s); Ctrl-C stops",
                     scheme,
@@ -267,10 +276,12 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _connect(args: argparse.Namespace) -> int:
+def _connect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Run ``connect``: the interactive client."""
     ssl_context = None
     if args.cafile:
+        if not args.url.lower().startswith("wss://"):
+            parser.error("--cafile needs a wss:// URL")
         try:
             ssl_context = ssl.create_default_context(cafile=args.cafile)
         except OSError as exc:

@@ -20,6 +20,7 @@ import trio
 import trustme
 
 from trio_wsext import ConnectionClosed, WebSocketRequest, open_websocket_url, serve_websocket
+from trio_wsext.__main__ import main
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 #: The package is imported from this checkout whether or not it is installed.
@@ -603,3 +604,34 @@ def test_bench_unreachable_url_exits_1_with_one_line() -> None:
     assert lines[0] == "bench: [1/8] Small (100 B), compression off"
     assert re.fullmatch(r"python -m trio_wsext bench: error: .+", lines[1])
     assert len(lines) == 2
+
+
+# --- main() in this process (the same paths, seen by coverage) --------------------------------
+
+
+def test_main_demo_in_process_returns_0(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main(["demo"])`` prints the demo and returns 0."""
+    assert main(["demo"]) == 0
+    out, err = capsys.readouterr()
+    assert "Bytes per message, client to server:" in out
+    assert err == ""
+
+
+def test_main_bench_in_process_returns_1_for_an_unreachable_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``main(["bench", "--url", ...])`` returns 1 with one error line when nobody listens."""
+    port = free_port()
+    assert main(["bench", "--url", f"ws://127.0.0.1:{port}/", "--iterations", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[-1] == (
+        f"python -m trio_wsext bench: error: cannot connect to 127.0.0.1:{port}: "
+        f"all attempts to connect to 127.0.0.1:{port} failed"
+    )
+
+
+def test_main_bench_json_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    """``main(["bench", "--json"])`` prints JSON that parses, with 8 results."""
+    assert main(["bench", "--iterations", "1", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"]) == 8

@@ -8,8 +8,7 @@ from functools import partial
 import pytest
 import trio
 
-from trio_wsext import open_websocket_url
-from trio_wsext.connection import Endpoint
+from trio_wsext import Endpoint, open_websocket_url
 from trio_wsext.echo import _endpoint, describe_extensions, serve_echo
 
 

@@ -129,13 +129,18 @@ def test_parse_url(url: str, expected: tuple[Any, ...]) -> None:
             r"^WebSocket URL has an invalid port: 'ws://example\.com:99999/'$",
         ),
         (
+            "ws://example.com:0/",
+            False,
+            r"^WebSocket URL has an invalid port: 'ws://example\.com:0/'$",
+        ),
+        (
             "ws://example.com/#top",
             False,
             r"^WebSocket URL must not have a fragment: 'ws://example\.com/#top'$",
         ),
         ("ws://example.com/", True, r"^ssl_context must be None for a ws:// URL$"),
     ],
-    ids=["http", "no-host", "bad-port", "fragment", "context-for-ws"],
+    ids=["http", "no-host", "bad-port", "port-0", "fragment", "context-for-ws"],
 )
 def test_parse_url_refuses(url: str, use_tls: bool, message: str) -> None:
     """Every malformed URL gets a ValueError naming the problem."""
@@ -459,3 +464,31 @@ async def test_websockets_server_closing_ends_our_iteration() -> None:
         ):
             assert [message async for message in ws] == ["bye"]
     assert ws.closed == CloseReason(1001, "GOING_AWAY", "going")
+
+
+@pytest.mark.parametrize(
+    ("extra_headers", "expected"),
+    [
+        ({"X-App": "demo"}, b"Basic bWU6c2VjcmV0"),
+        ({"Authorization": "Bearer abc"}, b"Bearer abc"),
+        ([(b"authorization", b"Bearer abc")], b"Bearer abc"),
+    ],
+    ids=["mapping", "explicit-wins", "explicit-bytes-wins"],
+)
+async def test_url_credentials_and_explicit_authorization(
+    extra_headers: Any, expected: bytes
+) -> None:
+    """URL credentials become Basic auth unless extra_headers has an Authorization."""
+    seen: list[bytes] = []
+
+    async def handler(request: WebSocketRequest) -> None:
+        seen.append(dict(request.headers)[b"authorization"])
+        await request.reject(401)
+
+    with trio.fail_after(10):
+        async with serving(handler) as server:
+            url = f"ws://me:secret@127.0.0.1:{server.port}/"
+            with pytest.raises(ConnectionRejected):
+                async with open_websocket_url(url, extra_headers=extra_headers):
+                    pass  # pragma: no cover
+    assert seen == [expected]

@@ -18,7 +18,6 @@ from trio_wsext.connection import (
     ConnectionStatistics,
     WebSocketConnection,
 )
-from trio_wsext.endpoints import Endpoint
 from trio_wsext.exceptions import ConnectionClosed, PayloadTooBig, ProtocolError
 from trio_wsext.extensions.base import Extension
 from trio_wsext.frames import Close, CloseReason, Frame, Opcode
@@ -582,65 +581,11 @@ async def test_in_memory_connection_properties(connection_pair: Pair) -> None:
     assert repr(client) == "<WebSocketConnection client '/' open>"
 
 
-@pytest.mark.parametrize(
-    ("address", "port", "is_ssl", "url"),
-    [
-        ("127.0.0.1", 80, False, "ws://127.0.0.1"),
-        ("127.0.0.1", 8080, False, "ws://127.0.0.1:8080"),
-        ("::1", 443, True, "wss://[::1]"),
-        ("::1", 8443, True, "wss://[::1]:8443"),
-    ],
-    ids=["ws-default", "ws-port", "wss-v6-default", "wss-v6-port"],
-)
-def test_endpoint_url(address: str, port: int, is_ssl: bool, url: str) -> None:
-    """Endpoint.url brackets IPv6 and leaves out default ports."""
-    assert Endpoint(address, port, is_ssl).url == url
-
-
-@pytest.mark.parametrize(
-    ("options", "error", "message"),
-    [
-        ({"message_queue_size": -1}, ValueError, r"^message_queue_size must be >= 0, not -1$"),
-        (
-            {"message_queue_size": 1.5},
-            TypeError,
-            r"^message_queue_size must be an int, not float$",
-        ),
-        ({"max_message_size": 0}, ValueError, r"^max_message_size must be > 0 or None, not 0$"),
-        (
-            {"disconnect_timeout": 0},
-            ValueError,
-            r"^disconnect_timeout must be > 0 seconds, not 0$",
-        ),
-        (
-            {"disconnect_timeout": None},
-            TypeError,
-            r"^disconnect_timeout must be a number of seconds, not None$",
-        ),
-        ({"ping_interval": -1}, ValueError, r"^ping_interval must be > 0 seconds, not -1$"),
-        (
-            {"ping_timeout": "5"},
-            TypeError,
-            r"^ping_timeout must be a number of seconds, not str$",
-        ),
-    ],
-    ids=[
-        "negative-queue",
-        "float-queue",
-        "zero-max-size",
-        "zero-disconnect",
-        "none-disconnect",
-        "negative-interval",
-        "str-timeout",
-    ],
-)
-def test_constructor_refuses_bad_options(
-    options: dict[str, Any], error: type[Exception], message: str
-) -> None:
-    """Each option is checked, and the error names it and its range."""
+def test_constructor_checks_its_options() -> None:
+    """The constructor refuses bad options before anything runs (table: test_options.py)."""
     stream, _ = trio.testing.memory_stream_pair()
-    with pytest.raises(error, match=message):
-        WebSocketConnection(stream, is_client=True, **options)
+    with pytest.raises(ValueError, match=r"^message_queue_size must be >= 0, not -1$"):
+        WebSocketConnection(stream, is_client=True, message_queue_size=-1)
 
 
 # -- extensions in worker threads ------------------------------------------------------------
@@ -679,3 +624,134 @@ async def test_large_messages_run_the_extension_chain_in_a_worker_thread() -> No
             assert await server.get_message() == big
     assert sender.encoded_in_main == [True, False]
     assert receiver.decoded_in_main == [True, False]
+
+
+# -- edges of the life cycle ---------------------------------------------------------------
+
+
+async def test_aclose_before_the_tasks_start_closes_the_stream() -> None:
+    """A connection never started: aclose() just closes the stream."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    connection = WebSocketConnection(ours, is_client=True)
+    await connection.aclose()
+    assert connection.closed == CloseReason(1000, "NORMAL_CLOSURE", None)
+    assert await theirs.receive_some() == b""
+
+
+async def test_cancelled_aclose_tears_the_connection_down(autojump_clock: trio.abc.Clock) -> None:
+    """Cancelling aclose() abandons the handshake; the stream is still closed."""
+    async with open_raw_pair(disconnect_timeout=10) as (connection, peer):
+        with trio.move_on_after(1):
+            await connection.aclose()
+        start = trio.current_time()
+        assert Close.parse((await peer.receive_frame()).data) == Close(1000)
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+        assert trio.current_time() == start
+        assert connection.closed == CloseReason(1000, "NORMAL_CLOSURE", None)
+
+
+async def test_violation_during_the_closing_handshake_ends_it_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """After our close frame, a protocol error from the peer closes TCP without waiting."""
+    async with open_raw_pair(client=False, disconnect_timeout=10) as (connection, peer):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.aclose)
+            assert Close.parse((await peer.receive_frame()).data) == Close(1000)
+            start = trio.current_time()
+            await peer.stream.send_all(b"\x81\x02hi")  # unmasked from a client: 1002
+        assert trio.current_time() == start
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+        assert connection.closed == CloseReason(1000, "NORMAL_CLOSURE", None)
+
+
+async def test_ping_arriving_after_our_close_is_not_answered(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Once we asked to close, nothing but our close frame goes out."""
+    async with open_raw_pair(client=False) as (connection, peer):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.aclose)
+            assert (await peer.receive_frame()).opcode is Opcode.CLOSE
+            await peer.send_frame(Frame(Opcode.PING, b"late"))
+            await peer.send_frame(_close_frame(1000))
+        with pytest.raises(EOFError):
+            await peer.receive_frame()
+
+
+async def test_first_frames_behind_the_handshake_are_not_lost() -> None:
+    """extra_data (frames that came with the 101) is read before the stream."""
+    ours, _ = trio.testing.memory_stream_pair()
+    first = b"\x81\x05early"  # a server's unmasked text frame
+    connection = WebSocketConnection(ours, is_client=True, extra_data=first, ping_interval=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connection._run)
+        assert await connection.get_message() == "early"
+        assert connection.statistics().wire_bytes_received == len(first)
+        nursery.cancel_scope.cancel()
+
+
+class _BreakingStream(trio.abc.Stream):
+    """A stream whose receive_some fails as a reset TCP connection does."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:  # pragma: no cover - unused
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        await trio.lowlevel.checkpoint()
+        raise trio.BrokenResourceError("connection reset")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_stream_broken_while_reading_becomes_1006_with_cause() -> None:
+    """BrokenResourceError from receive_some is ConnectionClosed(1006) with that cause."""
+    ours, _ = trio.testing.memory_stream_pair()
+    connection = WebSocketConnection(_BreakingStream(ours), is_client=True, ping_interval=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connection._run)
+        with pytest.raises(
+            ConnectionClosed, match=r"^1006 .* stream broke while reading$"
+        ) as caught:
+            await connection.get_message()
+    assert isinstance(caught.value.__cause__, trio.BrokenResourceError)
+
+
+async def test_bug_in_the_receive_path_fails_with_1011_and_is_logged(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected exception in the reader is logged and closes with 1011, not raised."""
+    async with open_connection_pair() as (client, server):
+
+        def broken(data: bytes) -> None:
+            raise RuntimeError("receive bug")
+
+        monkeypatch.setattr(server._protocol, "receive_data", broken)
+        with caplog.at_level(logging.ERROR, logger="trio_wsext.connection"):
+            await client.send_message("x")
+            with pytest.raises(
+                ConnectionClosed, match=r"^1011 \(INTERNAL_ERROR\) internal error$"
+            ):
+                await client.get_message()
+        assert [r.getMessage() for r in caplog.records] == [
+            "<WebSocketConnection server '/' open>: reader failed"
+        ]
+
+
+async def test_keepalive_without_timeout_pings_and_never_fails(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """ping_timeout=None: pings go out every interval, unanswered pongs close nothing."""
+    async with open_raw_pair(ping_interval=5, ping_timeout=None) as (connection, peer):
+        frames = [await peer.receive_frame() for _ in range(4)]
+        assert {frame.opcode for frame in frames} == {Opcode.PING}
+        assert connection.closed is None

@@ -27,6 +27,7 @@ from trio_wsext import (
     ConnectionClosed,
     ConnectionRejected,
     Endpoint,
+    HandshakeError,
     WebSocketConnection,
     WebSocketRequest,
     WebSocketServer,
@@ -132,6 +133,7 @@ async def test_request_shows_what_the_client_sent(autojump_clock: trio.abc.Clock
             extensions=request.extensions,
             local=request.local,
             remote=request.remote,
+            repr=repr(request),
         )
         ws = await request.accept("superchat", [("X-Reply", "yes")])
         seen["server_subprotocol"] = ws.subprotocol
@@ -158,6 +160,7 @@ async def test_request_shows_what_the_client_sent(autojump_clock: trio.abc.Clock
     assert seen["server_subprotocol"] == "superchat"
     assert isinstance(seen["local"], str)  # an in-memory stream has no address
     assert isinstance(seen["remote"], str)
+    assert seen["repr"] == f"<WebSocketRequest '/room?id=7' from {seen['remote']}>"
 
 
 async def test_reject_sends_status_headers_and_body(autojump_clock: trio.abc.Clock) -> None:
@@ -501,3 +504,46 @@ async def test_websockets_sync_client_talks_to_our_server(compression: str | Non
         assert header is None
     else:
         assert header.startswith("permessage-deflate")
+
+
+@pytest.mark.parametrize("answer", ["accept", "reject"])
+async def test_client_gone_before_the_answer(autojump_clock: trio.abc.Clock, answer: str) -> None:
+    """accept() to a vanished client raises ConnectionClosed(1006); reject() just closes."""
+    outcomes: list[str] = []
+    client_gone = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        await client_gone.wait()
+        try:
+            if answer == "accept":
+                await request.accept()
+            else:
+                await request.reject(503)
+            outcomes.append("ok")
+        except ConnectionClosed as exc:
+            outcomes.append(str(exc))
+
+    async with serving(handler) as listener:
+        stream = await listener.connect()
+        await stream.send_all(_request())
+        await trio.testing.wait_all_tasks_blocked()
+        await stream.aclose()
+        client_gone.set()
+        await trio.testing.wait_all_tasks_blocked()
+    expected = "1006 (ABNORMAL_CLOSURE) client went away" if answer == "accept" else "ok"
+    assert outcomes == [expected]
+
+
+async def test_plain_client_on_a_tls_server_is_dropped_and_the_server_goes_on(
+    tls_server_context: ssl.SSLContext, tls_client_context: ssl.SSLContext
+) -> None:
+    """A ws:// client on a wss:// port fails its handshake; the next TLS client is served."""
+    with trio.fail_after(10):
+        async with serving_tcp(echo, ssl_context=tls_server_context) as server:
+            with pytest.raises(HandshakeError):
+                async with open_websocket_url(f"ws://127.0.0.1:{server.port}/"):
+                    pass  # pragma: no cover
+            url = f"wss://127.0.0.1:{server.port}/"
+            async with open_websocket_url(url, tls_client_context) as ws:
+                await ws.send_message("fine")
+                assert await ws.get_message() == "fine"

@@ -151,7 +151,7 @@ async def _handshake(stream: trio.abc.Stream, handshake: ClientHandshake) -> Cli
         result = handshake.receive_data(bytes(data))
         if result is not None:
             return result
-        if not data:  # receive_data(b"") raises for an incomplete response; be sure
+        if not data:  # pragma: no cover - receive_data(b"") raises first; never loop on EOF
             raise HandshakeError("connection closed before the handshake response was complete")
 
 

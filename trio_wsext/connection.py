@@ -568,8 +568,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
-                if self._close_request is not None:  # aclose() before _run: keep its clock
-                    self._scope.deadline = trio.current_time() + self._disconnect_timeout
                 nursery.start_soon(self._reader_task)
                 nursery.start_soon(self._writer_task)
                 if self._ping_interval is not None:
@@ -578,7 +576,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             if self._scope.cancelled_caught and not self._finishing:
                 # The disconnect_timeout deadline ended the tasks.
                 self._close_timed_out = not self._close_received
-                logger.debug("%r: closing handshake timed out", self)
+                logger.debug("%s: closing handshake timed out", repr(self))
         finally:
             if self._closed is None:
                 self._closed = CloseReason.from_code(
@@ -615,7 +613,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._connection_lost(exc, "stream broke while reading")
         except Exception as exc:
-            logger.exception("%r: reader failed", self)
+            logger.exception("%s: reader failed", repr(self))
             self._fail(CloseCode.INTERNAL_ERROR, "internal error", exc)
 
     async def _receive(self, data: bytes | bytearray) -> None:
@@ -696,7 +694,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._connection_lost(exc, "stream broke while writing")
         except Exception as exc:
-            logger.exception("%r: writer failed", self)
+            logger.exception("%s: writer failed", repr(self))
             self._fail(CloseCode.INTERNAL_ERROR, "internal error", exc)
             if not self._close_sent:
                 self._finish()  # the protocol's send side cannot be trusted to send a close

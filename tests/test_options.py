@@ -1,0 +1,100 @@
+"""check_connection_options: every shared option refused with a message naming it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trio_wsext.options import check_connection_options, check_seconds
+
+GOOD: dict[str, Any] = {
+    "message_queue_size": 16,
+    "max_message_size": 2**20,
+    "disconnect_timeout": 60,
+    "ping_interval": 20,
+    "ping_timeout": 20,
+    "connect_timeout": 60,
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "error", "message"),
+    [
+        ({"message_queue_size": -1}, ValueError, r"^message_queue_size must be >= 0, not -1$"),
+        (
+            {"message_queue_size": 1.5},
+            TypeError,
+            r"^message_queue_size must be an int, not float$",
+        ),
+        (
+            {"message_queue_size": True},
+            TypeError,
+            r"^message_queue_size must be an int, not bool$",
+        ),
+        ({"max_message_size": 0}, ValueError, r"^max_message_size must be > 0 or None, not 0$"),
+        (
+            {"max_message_size": "1"},
+            TypeError,
+            r"^max_message_size must be an int or None, not str$",
+        ),
+        ({"connect_timeout": 0}, ValueError, r"^connect_timeout must be > 0 seconds, not 0$"),
+        (
+            {"disconnect_timeout": -1.5},
+            ValueError,
+            r"^disconnect_timeout must be > 0 seconds, not -1\.5$",
+        ),
+        (
+            {"disconnect_timeout": None},
+            TypeError,
+            r"^disconnect_timeout must be a number of seconds, not None$",
+        ),
+        ({"ping_interval": 0}, ValueError, r"^ping_interval must be > 0 seconds, not 0$"),
+        ({"ping_timeout": "5"}, TypeError, r"^ping_timeout must be a number of seconds, not str$"),
+        (
+            {"ping_timeout": float("nan")},
+            ValueError,
+            r"^ping_timeout must be > 0 seconds, not nan$",
+        ),
+    ],
+    ids=[
+        "negative-queue",
+        "float-queue",
+        "bool-queue",
+        "zero-max-size",
+        "str-max-size",
+        "zero-connect",
+        "negative-disconnect",
+        "none-disconnect",
+        "zero-interval",
+        "str-timeout",
+        "nan-timeout",
+    ],
+)
+def test_bad_option_is_refused(
+    changes: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    """Each option is checked, and the error names it and what it may be."""
+    with pytest.raises(error, match=message):
+        check_connection_options(**{**GOOD, **changes})
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"max_message_size": None, "ping_interval": None, "ping_timeout": None},
+        {"message_queue_size": 0},
+    ],
+    ids=["defaults", "nones", "unbuffered"],
+)
+def test_good_options_pass(changes: dict[str, Any]) -> None:
+    """The defaults, None where allowed, and an unbuffered queue are fine."""
+    check_connection_options(**{**GOOD, **changes})
+
+
+def test_check_seconds_takes_int_and_float() -> None:
+    """Seconds may be an int or a float, and None only when allowed."""
+    check_seconds("t", 1, allow_none=False)
+    check_seconds("t", 0.25, allow_none=False)
+    check_seconds("t", None, allow_none=True)

@@ -260,8 +260,8 @@ class PerMessageDeflate(Extension):
         ``compress=False`` sends it uncompressed, ``True`` compresses it,
         ``None`` compresses it unless it is a single frame shorter than
         :attr:`threshold`. Each compressed frame is sync-flushed; the first
-        carries RSV1 (RFC 7692 §6: "the "Per-Message Compressed" bit ... of the
-        first frame"), and the last loses the trailing ``00 00 ff ff``.
+        carries RSV1, the "Per-Message Compressed" bit that marks a compressed
+        message (RFC 7692 §6), and the last loses the trailing ``00 00 ff ff``.
 
         Args:
             frame: the frame to send.

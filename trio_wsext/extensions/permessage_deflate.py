@@ -128,11 +128,13 @@ def _build_params(params: _Params) -> list[ExtensionParameter]:
 
 
 def _refuse_duplicate(accepted_extensions: Sequence[Extension], what: str) -> None:
+    """Raise NegotiationError if permessage-deflate is among ``accepted_extensions``."""
     if any(extension.name == PerMessageDeflate.name for extension in accepted_extensions):
         raise NegotiationError(f"{what} a second permessage-deflate")
 
 
 def _factory_repr(factory: object, names: Sequence[str]) -> str:
+    """Return ``Class(name=value, ...)``, the call that rebuilds ``factory``."""
     arguments = ", ".join(f"{name}={getattr(factory, name)!r}" for name in names)
     return f"{type(factory).__name__}({arguments})"
 

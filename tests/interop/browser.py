@@ -89,12 +89,16 @@ async def page_server() -> AsyncIterator[str]:
         nursery.cancel_scope.cancel()
 
 
-def page_url(page: str, ws_base: str) -> str:
-    """Return the page's URL that drives ``ws_base + "echo"`` and reports to ``/report``."""
+def page_url(page: str, ws_base: str, *, server_closes: bool = False) -> str:
+    """Return the page's URL that drives ``ws_base + "echo"`` and reports to ``/report``.
+
+    With ``server_closes``, the page asks the server to close instead of closing.
+    """
     query = urllib.parse.urlencode(
         {
             "ws": urllib.parse.urljoin(ws_base, "/echo"),
             "report": urllib.parse.urljoin(ws_base, REPORT_PATH),
+            "close": "server" if server_closes else "client",
         }
     )
     return f"{page}?{query}"

@@ -24,6 +24,7 @@ import trio
 from websockets.headers import parse_extension
 
 __all__ = [
+    "CLOSE_REQUEST",
     "DEFAULTS",
     "MESSAGE_SIZES",
     "PING_TIMEOUT",
@@ -54,6 +55,10 @@ __all__ = [
     "traffic_problems",
 ]
 
+# The text a driver sends, instead of closing, to ask the echo side to close with 1000: so
+# that the closing handshake is also started by the server (RFC 6455 §7.1.1: the server
+# closes TCP first).  No plan message is equal to it.
+CLOSE_REQUEST: Final = "close, please"
 # Bounds on single steps of a driver or an echo side; a whole plan takes about a second.
 PING_TIMEOUT: Final = 10
 STEP_TIMEOUT: Final = 20
@@ -371,6 +376,8 @@ class TrioSide:
     is_server: bool
     statistics: Any = None
     """``ws.statistics()`` once the connection closed (None if it never got there)."""
+    close_requested: bool = False
+    """CLOSE_REQUEST went from the client to the server (one message more that way)."""
 
 
 def _parsed(header: str | None) -> list[Any]:
@@ -395,6 +402,8 @@ def traffic_problems(expect: Expectation, trio: TrioSide) -> list[str]:
         return ["trio_wsext's connection never reported its statistics"]
     total = sum(size for _, size, _ in expected_received())
     count = len(PLAN) + RUN_LENGTH
+    up = (count + 1, total + len(CLOSE_REQUEST)) if trio.close_requested else (count, total)
+    sent, received = ((count, total), up) if trio.is_server else (up, (count, total))
     problems = []
     counted = (
         stats.messages_sent,
@@ -402,10 +411,11 @@ def traffic_problems(expect: Expectation, trio: TrioSide) -> list[str]:
         stats.bytes_sent,
         stats.bytes_received,
     )
-    if counted != (count, count, total, total):
+    wanted = (sent[0], received[0], sent[1], received[1])
+    if counted != wanted:
         problems.append(
             f"statistics count {counted} (messages sent, received, bytes sent, received),"
-            f" expected {(count, count, total, total)}"
+            f" expected {wanted}"
         )
     for direction, wire, app in (
         ("sent", stats.wire_bytes_sent, stats.bytes_sent),
@@ -480,6 +490,8 @@ class Case:
     peer: dict[str, Any] = field(default_factory=dict)
     """The peer's options (keyword arguments, or the Node script's JSON)."""
     expect: Expectation = DEFAULTS
+    server_closes: bool = False
+    """The driver asks the server to start the closing handshake (CLOSE_REQUEST)."""
 
 
 class MessageConnection(Protocol):

@@ -42,6 +42,7 @@ CHROMIUM_OFFER: Final = "permessage-deflate; client_max_window_bits"
 
 CASES: Final = [
     Case("defaults", expect=DEFAULTS),
+    Case("defaults-server-closes", expect=DEFAULTS, server_closes=True),
     Case(
         "windows-10",
         trio={
@@ -112,7 +113,9 @@ async def test_chromium_runs_plan_against_trio_server(
         async with (
             page_server() as page,
             serving(server.handler, **case.trio) as url,
-            chromium_on(chromium, page_url(page, url), tmp_path) as browser,
+            chromium_on(
+                chromium, page_url(page, url, server_closes=case.server_closes), tmp_path
+            ) as browser,
         ):
             with trio.move_on_after(BROWSER_TIMEOUT):
                 await server.reported.wait()

@@ -49,6 +49,7 @@ def _deflate(**options: Any) -> dict[str, Any]:
 # offers "permessage-deflate; client_max_window_bits") where Node sets the terms.
 SERVER_CASES: Final = [
     Case("defaults", peer={"perMessageDeflate": True}),
+    Case("defaults-server-closes", peer={"perMessageDeflate": True}, server_closes=True),
     Case(
         "threshold-0",
         trio={"extensions": [ClientPerMessageDeflateFactory()]},
@@ -119,6 +120,7 @@ SERVER_CASES: Final = [
 # Node asks for the terms.
 CLIENT_CASES: Final = [
     Case("defaults", peer={"perMessageDeflate": True}),
+    Case("defaults-server-closes", peer={"perMessageDeflate": True}, server_closes=True),
     Case(
         "threshold-0",
         trio={"extensions": [ServerPerMessageDeflateFactory()]},
@@ -195,7 +197,8 @@ async def test_trio_client_runs_plan_against_node_server(
     with trio.fail_after(TEST_TIMEOUT):
         async with spawn(argv, cwd=NODE_DIR, stderr_path=tmp_path / "node.stderr") as child:
             port = (await child.receive_json())["port"]
-            report, side = await drive(f"ws://127.0.0.1:{port}/", **case.trio)
+            url = f"ws://127.0.0.1:{port}/"
+            report, side = await drive(url, server_closes=case.server_closes, **case.trio)
             peer = EchoReport.from_json(await child.receive_report())
             stderr = child.stderr_tail()
     assert side is not None, report.error
@@ -214,7 +217,8 @@ async def test_node_client_runs_plan_against_trio_server(
     echo = EchoServer()
     with trio.fail_after(TEST_TIMEOUT):
         async with serving(echo.handler, **case.trio) as url:
-            argv = [node, "client.js", url, json.dumps(case.peer)]
+            options = {**case.peer, "serverCloses": case.server_closes}
+            argv = [node, "client.js", url, json.dumps(options)]
             async with spawn(argv, cwd=NODE_DIR, stderr_path=tmp_path / "node.stderr") as child:
                 report = DriverReport.from_json(await child.receive_report())
                 stderr = child.stderr_tail()

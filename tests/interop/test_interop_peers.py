@@ -29,6 +29,8 @@ TEST_TIMEOUT: Final = 60
 # How long chromium may take to run the plan and report (below TEST_TIMEOUT).
 BROWSER_TIMEOUT: Final = 40
 NODE_DEFLATE: Final = {"perMessageDeflate": {"threshold": 0}}
+CLOSERS: Final = {"client-closes": False, "server-closes": True}
+closers = pytest.mark.parametrize("closer", CLOSERS)
 
 
 def _problems(report: DriverReport, echo: EchoReport) -> list[str]:
@@ -63,11 +65,15 @@ async def test_node_client_and_server_pass_the_plan_together(node: str, tmp_path
     ) * 2
 
 
-async def test_node_client_runs_plan_against_websockets_server(node: str, tmp_path: Path) -> None:
+@closers
+async def test_node_client_runs_plan_against_websockets_server(
+    closer: str, node: str, tmp_path: Path
+) -> None:
     """Node's client and the websockets server run the plan, compressed, with each other."""
     with trio.fail_after(TEST_TIMEOUT):
         async with websockets_server({}) as (url, echo):
-            argv = [node, "client.js", url, json.dumps(NODE_DEFLATE)]
+            options = {**NODE_DEFLATE, "serverCloses": CLOSERS[closer]}
+            argv = [node, "client.js", url, json.dumps(options)]
             async with spawn(argv, cwd=NODE_DIR, stderr_path=tmp_path / "client") as client:
                 report = DriverReport.from_json(await client.receive_report())
             await trio.to_thread.run_sync(echo.served.wait, TEST_TIMEOUT)
@@ -77,34 +83,39 @@ async def test_node_client_runs_plan_against_websockets_server(node: str, tmp_pa
     )
 
 
-async def test_websockets_client_runs_plan_against_node_server(node: str, tmp_path: Path) -> None:
+@closers
+async def test_websockets_client_runs_plan_against_node_server(
+    closer: str, node: str, tmp_path: Path
+) -> None:
     """The websockets client and Node's server run the plan, compressed, with each other."""
     argv = [node, "echo_server.js", json.dumps(NODE_DEFLATE)]
     with trio.fail_after(TEST_TIMEOUT):
         async with spawn(argv, cwd=NODE_DIR, stderr_path=tmp_path / "server") as server:
             port = (await server.receive_json())["port"]
             url = f"ws://127.0.0.1:{port}/"
-            report = await trio.to_thread.run_sync(websockets_drive, url, {})
+            report = await trio.to_thread.run_sync(websockets_drive, url, {}, CLOSERS[closer])
             echo = EchoReport.from_json(await server.receive_report())
     assert _problems(report, echo) == []
     assert report.negotiated == "permessage-deflate"
 
 
-async def test_trio_websocket_client_runs_plan_against_websockets_server() -> None:
+@closers
+async def test_trio_websocket_client_runs_plan_against_websockets_server(closer: str) -> None:
     """trio-websocket's client and the websockets server run the plan, uncompressed."""
     with trio.fail_after(TEST_TIMEOUT):
         async with websockets_server({}) as (url, echo):
-            report = await trio_websocket_drive(url)
+            report = await trio_websocket_drive(url, CLOSERS[closer])
             await trio.to_thread.run_sync(echo.served.wait, TEST_TIMEOUT)
     assert _problems(report, echo.report) == []
     assert report.negotiated is None
 
 
-async def test_websockets_client_runs_plan_against_trio_websocket_server() -> None:
+@closers
+async def test_websockets_client_runs_plan_against_trio_websocket_server(closer: str) -> None:
     """The websockets client and trio-websocket's server run the plan, uncompressed."""
     with trio.fail_after(TEST_TIMEOUT):
         async with trio_websocket_server() as (url, echo):
-            report = await trio.to_thread.run_sync(websockets_drive, url, {})
+            report = await trio.to_thread.run_sync(websockets_drive, url, {}, CLOSERS[closer])
             await echo.served.wait()
     assert _problems(report, echo.report) == []
     assert (report.offered, report.negotiated) == (
@@ -113,13 +124,18 @@ async def test_websockets_client_runs_plan_against_trio_websocket_server() -> No
     )
 
 
-async def test_chromium_runs_plan_against_websockets_server(chromium: str, tmp_path: Path) -> None:
+@closers
+async def test_chromium_runs_plan_against_websockets_server(
+    closer: str, chromium: str, tmp_path: Path
+) -> None:
     """Headless chromium runs the plan against the websockets server and reports back."""
     with trio.fail_after(TEST_TIMEOUT):
         async with (
             page_server() as page,
             websockets_server({}) as (url, echo),
-            chromium_on(chromium, page_url(page, url), tmp_path) as browser,
+            chromium_on(
+                chromium, page_url(page, url, server_closes=CLOSERS[closer]), tmp_path
+            ) as browser,
         ):
             reported = await trio.to_thread.run_sync(echo.browser_reported.wait, BROWSER_TIMEOUT)
             stderr = browser.stderr_tail()

@@ -43,6 +43,7 @@ TEST_TIMEOUT: Final = 60
 # so that what is negotiated follows from websockets' documented rules.
 SERVER_CASES: Final = [
     Case("defaults"),
+    Case("defaults-server-closes", server_closes=True),
     Case(
         "peer-windows-9",
         trio={"extensions": [ClientPerMessageDeflateFactory()]},
@@ -110,6 +111,7 @@ SERVER_CASES: Final = [
 # websockets client -> trio_wsext server.
 CLIENT_CASES: Final = [
     Case("defaults"),
+    Case("defaults-server-closes", server_closes=True),
     Case(
         "trio-windows-9",
         trio={
@@ -180,7 +182,7 @@ async def test_trio_client_runs_plan_against_websockets_server(case: Case) -> No
     """A trio_wsext client and a websockets server agree on the extension and echo the plan."""
     with trio.fail_after(TEST_TIMEOUT):
         async with websockets_server(case.peer) as (url, echo):
-            report, side = await drive(url, **case.trio)
+            report, side = await drive(url, server_closes=case.server_closes, **case.trio)
             await trio.to_thread.run_sync(echo.served.wait, PEER_TIMEOUT)
     assert side is not None, report.error
     problems = driver_problems(report) + echo_problems(echo.report)
@@ -196,7 +198,9 @@ async def test_websockets_client_runs_plan_against_trio_server(case: Case) -> No
     echo = EchoServer()
     with trio.fail_after(TEST_TIMEOUT):
         async with serving(echo.handler, **case.trio) as url:
-            report = await trio.to_thread.run_sync(websockets_drive, url, case.peer)
+            report = await trio.to_thread.run_sync(
+                websockets_drive, url, case.peer, case.server_closes
+            )
             echo_report, side = await echo.report()
     problems = driver_problems(report) + echo_problems(echo_report)
     problems += negotiation_problems(

@@ -20,9 +20,10 @@ from trio_wsext import (
     open_websocket_url,
     serve_websocket,
 )
-from trio_wsext.exceptions import WebSocketError
+from trio_wsext.exceptions import ConnectionClosed, WebSocketError
 
 from .plan import (
+    CLOSE_REQUEST,
     PING_TIMEOUT,
     STEP_TIMEOUT,
     DriverReport,
@@ -62,8 +63,26 @@ async def _ping(ws: WebSocketConnection, payload: bytes) -> bool:
     return False
 
 
-async def drive(url: str, **options: Any) -> tuple[DriverReport, TrioSide | None]:
-    """Run the plan as a trio_wsext client of ``url``; ``options`` go to open_websocket_url."""
+async def _await_server_close(
+    ws: WebSocketConnection, report: DriverReport, side: TrioSide
+) -> None:
+    side.close_requested = True
+    await ws.send_message(CLOSE_REQUEST)
+    with trio.fail_after(STEP_TIMEOUT):
+        try:
+            extra = await ws.get_message()
+        except ConnectionClosed:
+            return
+    report.error = f"got {describe(extra)} instead of the server's close"
+
+
+async def drive(
+    url: str, *, server_closes: bool = False, **options: Any
+) -> tuple[DriverReport, TrioSide | None]:
+    """Run the plan as a trio_wsext client of ``url``; ``options`` go to open_websocket_url.
+
+    The client closes with 1000, or with ``server_closes`` asks the server to.
+    """
     report = DriverReport()
     side = None
     try:
@@ -74,6 +93,8 @@ async def drive(url: str, **options: Any) -> tuple[DriverReport, TrioSide | None
             try:
                 report.ping_ok = await _ping(ws, b"trio-client-ping")
                 await run_plan(ws, report)
+                if server_closes:
+                    await _await_server_close(ws, report, side)
             except (WebSocketError, trio.TooSlowError) as exc:
                 report.error = repr(exc)
             with trio.fail_after(STEP_TIMEOUT):
@@ -94,7 +115,10 @@ class EchoServer:
         self._served = trio.Event()
 
     async def handler(self, request: WebSocketRequest) -> None:
-        """Accept, ping the client once, echo every message, record how the client closed."""
+        """Accept, ping the client once, echo every message, record how the client closed.
+
+        On CLOSE_REQUEST, start the closing handshake with 1000 instead.
+        """
         ws = await request.accept()
         side = trio_side(ws, is_server=True)
         report = EchoReport(offered=side.offered, negotiated=side.negotiated)
@@ -103,6 +127,10 @@ class EchoServer:
                 nursery.start_soon(self._ping, ws, report)
                 try:
                     async for message in ws:
+                        if message == CLOSE_REQUEST:
+                            side.close_requested = True
+                            await ws.aclose(1000, "server done")
+                            break
                         report.received.append(describe(message))
                         await ws.send_message(message)
                 except WebSocketError as exc:

@@ -1,6 +1,6 @@
 // A Node `ws` client that runs the interop plan (plan.js) against a server.
 // Usage: node client.js URL '<options JSON>' where the options are
-// {"perMessageDeflate": false | true | {...ws options...}}.
+// {"perMessageDeflate": false | true | {...ws options...}, "serverCloses": true | false}.
 // Prints {"report": DriverReport} (see tests/interop/plan.py) and exits.
 'use strict';
 
@@ -34,7 +34,8 @@ function ping() {
   });
 }
 
-Plan.runDriver(ws, { negotiated: () => negotiated, ping }).then((report) => {
+const serverCloses = options.serverCloses === true;
+Plan.runDriver(ws, { negotiated: () => negotiated, ping, serverCloses }).then((report) => {
   report.extensions = ws.extensions;
   process.stdout.write(JSON.stringify({ report }) + '\n');
   process.exit(report.error === null ? 0 : 1);

@@ -1,11 +1,13 @@
 // A Node `ws` echo server for one connection.  Usage: node echo_server.js '<options JSON>'
 // where the options are {"perMessageDeflate": false | true | {...ws options...}}.
+// Echoes every message, except plan.js's CLOSE_REQUEST, on which it closes with 1000.
 // Prints {"port": N} once listening on 127.0.0.1, then, when the connection has closed,
 // {"report": EchoReport} (see tests/interop/plan.py), and exits.
 'use strict';
 
 const crypto = require('crypto');
 const { WebSocketServer } = require('ws');
+const { CLOSE_REQUEST } = require('./plan.js');
 
 const WATCHDOG_MS = 60000;
 const PING_PAYLOAD = Buffer.from('node-server-ping');
@@ -49,6 +51,10 @@ wss.on('connection', (ws, req) => {
     error: null,
   };
   ws.on('message', (data, isBinary) => {
+    if (!isBinary && data.toString() === CLOSE_REQUEST) {
+      ws.close(1000, 'server done');
+      return;
+    }
     const digest = crypto.createHash('sha256').update(data).digest('hex');
     report.received.push([isBinary ? 'binary' : 'text', data.length, digest]);
     ws.send(data, { binary: isBinary });

@@ -19,6 +19,8 @@
   );
   const COMPRESSIBLE_BLOCK = 1000;
   const STEP_TIMEOUT_MS = 20000;
+  // Sent instead of closing to ask the echo side to close with 1000 (plan.py's CLOSE_REQUEST).
+  const CLOSE_REQUEST = 'close, please';
   const encoder = new TextEncoder();
 
   function xorshift32(seed, count) {
@@ -124,6 +126,7 @@
   // onopen/onmessage/onclose interface) and resolve to a DriverReport-shaped object.
   // hooks.negotiated() returns the Sec-WebSocket-Extensions response header;
   // hooks.ping(), where the peer can ping, resolves once the matching pong arrived.
+  // hooks.serverCloses: send CLOSE_REQUEST and let the server start the closing handshake.
   function runDriver(ws, hooks) {
     const report = {
       offered: null,
@@ -193,7 +196,8 @@
         if (detail !== null) failures.push(`message ${i}: ${detail}`);
       }
       report.steps.push({ name: RUN, ok: failures.length === 0, detail: failures.slice(0, 5).join('; ') });
-      ws.close(1000, 'done');
+      if (hooks.serverCloses) ws.send(CLOSE_REQUEST);
+      else ws.close(1000, 'done');
     }
 
     return drive()
@@ -216,7 +220,7 @@
   }
 
   return {
-    MESSAGE_SIZES, RUN_LENGTH, PLAN, RUN, payload, runMessage, allMessages, asBytes,
+    MESSAGE_SIZES, RUN_LENGTH, PLAN, RUN, CLOSE_REQUEST, payload, runMessage, allMessages, asBytes,
     compareEcho, runDriver,
   };
 });

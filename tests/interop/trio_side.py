@@ -35,9 +35,10 @@ from .plan import (
 )
 
 REPORT_TIMEOUT: Final = 30
-# trio_wsext's message limit in the matrix: twice the plan's largest message, because a peer's
-# deflate may expand the 1 MiB random message by up to 4 % on the wire (zlib's deflateBound),
-# which trio_wsext's default limit of 2**20 does not allow for (see test_interop_limits.py).
+# trio_wsext's message limit in the matrix: twice the plan's largest message, because a
+# deflater (a peer's, or trio_wsext's own) may expand the 1 MiB random message by up to 4 % on
+# the wire (zlib's deflateBound), which trio_wsext's default limit of 2**20 does not allow for
+# (test_interop_limits.py shows it); the matrix would otherwise stop at that message.
 MATRIX_MAX_MESSAGE_SIZE: Final = 2**21
 EXTENSIONS_HEADER: Final = "Sec-WebSocket-Extensions"
 

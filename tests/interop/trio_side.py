@@ -35,11 +35,6 @@ from .plan import (
 )
 
 REPORT_TIMEOUT: Final = 30
-# trio_wsext's message limit in the matrix: twice the plan's largest message, because a
-# deflater (a peer's, or trio_wsext's own) may expand the 1 MiB random message by up to 4 % on
-# the wire (zlib's deflateBound), which trio_wsext's default limit of 2**20 does not allow for
-# (test_interop_limits.py shows it); the matrix would otherwise stop at that message.
-MATRIX_MAX_MESSAGE_SIZE: Final = 2**21
 EXTENSIONS_HEADER: Final = "Sec-WebSocket-Extensions"
 
 
@@ -87,7 +82,6 @@ async def drive(
     report = DriverReport()
     side = None
     try:
-        options.setdefault("max_message_size", MATRIX_MAX_MESSAGE_SIZE)
         async with open_websocket_url(url, **options) as ws:
             side = trio_side(ws, is_server=False)
             report.offered, report.negotiated = side.offered, side.negotiated
@@ -159,7 +153,6 @@ async def serving(
     handler: Callable[[WebSocketRequest], Awaitable[None]], **options: Any
 ) -> AsyncIterator[str]:
     """Serve ``handler`` with trio_wsext on 127.0.0.1 port 0; yield its ``ws://`` URL."""
-    options.setdefault("max_message_size", MATRIX_MAX_MESSAGE_SIZE)
     async with trio.open_nursery() as nursery:
         serve = functools.partial(serve_websocket, handler, "127.0.0.1", 0, None, **options)
         server: WebSocketServer = await nursery.start(serve)

@@ -1166,7 +1166,7 @@ def test_masking_key_changes_between_frames() -> None:
 def test_incompressible_message_of_max_size_passes_with_deflate(
     side: Side, mem_level: int
 ) -> None:
-    """1 MiB of random bytes grows under DEFLATE (4 % at memLevel 1); the slack still lets it in."""
+    """1 MiB of random bytes grows under DEFLATE (4 % at memLevel 1); the slack lets it in."""
     settings = {"memLevel": mem_level}
     pair = ProtocolPair(
         [PerMessageDeflate(False, compress_settings=settings)],

@@ -105,15 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         harness.close()
     info["seconds"] = round(time.monotonic() - started, 1)
-    lines = [
-        *report.header_lines(info),
-        "",
-        *report.table_lines(harness),
-        "",
-        *report.ceiling_lines(harness),
-        "",
-        *report.note_lines(harness),
+    sections = [
+        report.header_lines(info),
+        report.table_lines(harness) if harness.cases else [],
+        report.ceiling_lines(harness),
+        report.note_lines(harness),
     ]
+    lines = [line for section in sections if section for line in [*section, ""]]
     doc = report.document(harness, info)
     if not args.no_save:
         path = args.output or RESULTS / (

@@ -99,7 +99,11 @@ class Harness:
         self.zlib: list[dict[str, Any]] = []
         self.adapters: dict[str, Adapter] = {}
         self.unavailable: dict[str, str] = {}
-        wanted = [*libraries, *adapters.CEILINGS] if any(c.ceilings for c in cases) else libraries
+        wanted = list(libraries)
+        if any(c.ceilings for c in cases):
+            wanted += adapters.CEILINGS
+        if any(c.client == "common" for c in cases) and adapters.COMMON_CLIENT not in wanted:
+            wanted.append(adapters.COMMON_CLIENT)
         for name in wanted:
             try:
                 self.adapters[name] = adapters.load(name)

@@ -15,6 +15,7 @@ GOOD: dict[str, Any] = {
     "ping_interval": 20,
     "ping_timeout": 20,
     "connect_timeout": 60,
+    "receive_buffer_size": 65536,
 }
 
 
@@ -37,6 +38,16 @@ GOOD: dict[str, Any] = {
             {"max_message_size": "1"},
             TypeError,
             r"^max_message_size must be an int or None, not str$",
+        ),
+        (
+            {"receive_buffer_size": 0},
+            ValueError,
+            r"^receive_buffer_size must be > 0 or None, not 0$",
+        ),
+        (
+            {"receive_buffer_size": 4096.0},
+            TypeError,
+            r"^receive_buffer_size must be an int or None, not float$",
         ),
         ({"connect_timeout": 0}, ValueError, r"^connect_timeout must be > 0 seconds, not 0$"),
         (
@@ -63,6 +74,8 @@ GOOD: dict[str, Any] = {
         "bool-queue",
         "zero-max-size",
         "str-max-size",
+        "zero-receive-buffer",
+        "float-receive-buffer",
         "zero-connect",
         "negative-disconnect",
         "none-disconnect",
@@ -83,7 +96,12 @@ def test_bad_option_is_refused(
     "changes",
     [
         {},
-        {"max_message_size": None, "ping_interval": None, "ping_timeout": None},
+        {
+            "max_message_size": None,
+            "receive_buffer_size": None,
+            "ping_interval": None,
+            "ping_timeout": None,
+        },
         {"message_queue_size": 0},
     ],
     ids=["defaults", "nones", "unbuffered"],

@@ -12,6 +12,7 @@ from .client import (
     connect_websocket_url,
     open_websocket,
     open_websocket_url,
+    wrap_client_stream,
 )
 from .connection import ConnectionStatistics, WebSocketConnection
 from .endpoints import Endpoint
@@ -32,7 +33,11 @@ from .exceptions import (
     WebSocketError,
 )
 from .frames import Close, CloseCode, CloseReason, Frame, Opcode
-from .server import WebSocketRequest, WebSocketServer, serve_websocket
+from .server import WebSocketRequest, WebSocketServer, serve_websocket, wrap_server_stream
+
+#: The release, as trio-websocket exposes its own; kept equal to pyproject.toml's
+#: ``version`` (tests/test_parity.py checks it).
+__version__ = "0.1.0"
 
 __all__ = [
     "Close",
@@ -64,4 +69,6 @@ __all__ = [
     "open_websocket",
     "open_websocket_url",
     "serve_websocket",
+    "wrap_client_stream",
+    "wrap_server_stream",
 ]

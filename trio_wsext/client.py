@@ -1,9 +1,10 @@
-"""The client entry points: open_websocket[_url], connect_websocket[_url], URL parsing.
+"""The client entry points: open_websocket[_url], connect_websocket[_url], wrap_client_stream.
 
 Strategy: :func:`connect_websocket` opens the TCP (and TLS) stream, runs the
 sans-I/O :class:`~trio_wsext.handshake.ClientHandshake` over it, all inside
 one ``connect_timeout``, then starts a
 :class:`~trio_wsext.connection.WebSocketConnection` in the caller's nursery.
+:func:`wrap_client_stream` does the same over a stream the caller opened.
 Every failure before the connection runs raises a
 :class:`~trio_wsext.exceptions.HandshakeError` (or a subclass) with the
 stream closed. :func:`open_websocket` wraps that in its own nursery; since the
@@ -22,7 +23,7 @@ from typing import Final, TypeAlias
 
 import trio
 
-from .connection import WebSocketConnection
+from .connection import RECEIVE_SIZE, WebSocketConnection
 from .exceptions import ConnectionTimeout, DisconnectionTimeout, HandshakeError
 from .extensions.base import ClientExtensionFactory
 from .extensions.permessage_deflate import enable_client_permessage_deflate
@@ -35,6 +36,7 @@ __all__ = [
     "connect_websocket_url",
     "open_websocket",
     "open_websocket_url",
+    "wrap_client_stream",
 ]
 
 ExtraHeaders: TypeAlias = (
@@ -155,6 +157,183 @@ async def _handshake(stream: trio.abc.Stream, handshake: ClientHandshake) -> Cli
             raise HandshakeError("connection closed before the handshake response was complete")
 
 
+def _split_host(host: str) -> tuple[str, int | None]:
+    """Split a ``Host`` value, ``name``, ``name:port``, ``[v6]:port`` or a bare IPv6 address."""
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if not bracket:
+            raise ValueError(f"host has an unclosed '[': {host!r}")
+    elif host.count(":") == 1:
+        name, colon, rest = host.partition(":")
+        rest = colon + rest
+    else:
+        name, rest = host, ""  # a name, or an IPv6 address without brackets
+    if not rest:
+        return name, None
+    digits = rest[1:]
+    if not rest.startswith(":") or not digits.isascii() or not digits.isdigit():
+        raise ValueError(
+            f"host must be a host name or address with an optional :port, not {host!r}"
+        )
+    port = int(digits)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"host has a port out of range 1-65535: {host!r}")
+    return name, port
+
+
+async def _start_client(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    handshake: ClientHandshake,
+    resource: str,
+    *,
+    where: str,
+    deadline: float,
+    connect_timeout: float,
+    message_queue_size: int,
+    max_message_size: int | None,
+    receive_buffer_size: int | None,
+    disconnect_timeout: float,
+    ping_interval: float | None,
+    ping_timeout: float | None,
+) -> WebSocketConnection:
+    """Run the opening handshake over ``stream`` by ``deadline``; start the connection.
+
+    On any failure or cancellation the stream is closed before the exception
+    leaves.
+    """
+    try:
+        with trio.move_on_at(deadline) as scope:
+            try:
+                result = await _handshake(stream, handshake)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                detail = exc.__cause__ or exc
+                raise HandshakeError(
+                    f"connection to {where} broke during the opening handshake: {detail}"
+                ) from exc
+        if scope.cancelled_caught:
+            raise ConnectionTimeout(
+                f"opening a WebSocket connection to {where} took more than"
+                f" {connect_timeout} seconds"
+            )
+        connection = WebSocketConnection(
+            stream,
+            is_client=True,
+            extensions=result.extensions,
+            path=resource,
+            subprotocol=result.subprotocol,
+            request_headers=handshake.request_headers,
+            response_headers=result.response_headers,
+            extra_data=result.extra_data,
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        await nursery.start(connection._run)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return connection
+
+
+async def wrap_client_stream(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    host: str,
+    resource: str,
+    *,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: ExtraHeaders = None,
+    extensions: Sequence[ClientExtensionFactory] | None = None,
+    compression: str | None = "deflate",
+    message_queue_size: int = 16,
+    max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
+    connect_timeout: float = 60,
+    disconnect_timeout: float = 60,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+) -> WebSocketConnection:
+    """Run the client's opening handshake over a stream you opened; return the connection.
+
+    trio-websocket's low-level function, for streams :func:`connect_websocket`
+    cannot open: a TLS stream set up your way, a proxy tunnel, a Unix socket,
+    :func:`trio.testing.memory_stream_pair`. The connection takes the stream
+    over: it closes it when the connection ends, and also when the handshake
+    fails, times out or is cancelled.
+
+    Args:
+        nursery: where the connection's tasks run.
+        stream: any :class:`trio.abc.Stream`, connected, nothing read from it yet.
+        host: the ``Host`` header's value: ``"example.com"``,
+            ``"example.com:8080"``, ``"[::1]:8080"`` (a port of 80 is left out).
+        resource: the request target, path and query (``"/chat?room=1"``).
+        subprotocols: see :func:`connect_websocket`, as are the others.
+        extra_headers: see :func:`connect_websocket`.
+        extensions: see :func:`connect_websocket`.
+        compression: see :func:`connect_websocket`.
+        message_queue_size: see :func:`connect_websocket`.
+        max_message_size: see :func:`connect_websocket`.
+        receive_buffer_size: see :func:`connect_websocket`.
+        connect_timeout: seconds for the opening handshake.
+        disconnect_timeout: see :func:`connect_websocket`.
+        ping_interval: see :func:`connect_websocket`.
+        ping_timeout: see :func:`connect_websocket`.
+
+    Returns:
+        The open connection.
+
+    Raises:
+        ConnectionTimeout: the handshake took longer than ``connect_timeout``.
+        ConnectionRejected: the server answered with another status than 101.
+        NegotiationError: the server chose an extension or subprotocol that
+            was not offered, or a factory refused its answer.
+        HandshakeError: the stream broke or the response was not a valid
+            opening handshake.
+        ValueError, TypeError: an argument is invalid; raised before any I/O,
+            and the stream is left open.
+    """
+    factories = _client_extensions(extensions, compression)
+    check_connection_options(
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        connect_timeout=connect_timeout,
+    )
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__}")
+    name, port = _split_host(host)
+    handshake = ClientHandshake(
+        name,
+        80 if port is None else port,  # 80 with secure=False: no port in Host
+        resource,
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        extensions=factories,
+    )
+    return await _start_client(
+        nursery,
+        stream,
+        handshake,
+        resource,
+        where=host,
+        deadline=trio.current_time() + connect_timeout,
+        connect_timeout=connect_timeout,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+
+
 async def connect_websocket(
     nursery: trio.Nursery,
     host: str,
@@ -168,6 +347,7 @@ async def connect_websocket(
     compression: str | None = "deflate",
     message_queue_size: int = 16,
     max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
     connect_timeout: float = 60,
     disconnect_timeout: float = 60,
     ping_interval: float | None = 20,
@@ -196,6 +376,9 @@ async def connect_websocket(
             connection stops reading (TCP then pushes back on the server).
         max_message_size: the largest incoming message, in bytes after
             decompression (1009 beyond), or ``None``.
+        receive_buffer_size: the most bytes asked of the stream per read
+            (trio-websocket's option; 64 KiB by default), or ``None`` to let
+            the stream choose.
         connect_timeout: seconds for the TCP connect, TLS and the opening
             handshake together.
         disconnect_timeout: seconds for the closing handshake.
@@ -223,6 +406,7 @@ async def connect_websocket(
     check_connection_options(
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
@@ -238,52 +422,37 @@ async def connect_websocket(
         extensions=factories,
     )
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    deadline = trio.current_time() + connect_timeout
     stream: trio.abc.Stream | None = None
-    try:
-        with trio.move_on_after(connect_timeout) as scope:
-            try:
-                if context is None:
-                    stream = await trio.open_tcp_stream(host, port)
-                else:
-                    stream = await trio.open_ssl_over_tcp_stream(
-                        host, port, ssl_context=context, https_compatible=True
-                    )
-            except OSError as exc:
-                raise HandshakeError(f"cannot connect to {where}: {exc}") from exc
-            try:
-                result = await _handshake(stream, handshake)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                detail = exc.__cause__ or exc
-                raise HandshakeError(
-                    f"connection to {where} broke during the opening handshake: {detail}"
-                ) from exc
-        if scope.cancelled_caught:
-            raise ConnectionTimeout(
-                f"opening a WebSocket connection to {where} took more than"
-                f" {connect_timeout} seconds"
-            )
-        assert stream is not None  # connected, or an exception was raised
-        connection = WebSocketConnection(
-            stream,
-            is_client=True,
-            extensions=result.extensions,
-            path=resource,
-            subprotocol=result.subprotocol,
-            request_headers=handshake.request_headers,
-            response_headers=result.response_headers,
-            extra_data=result.extra_data,
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+    with trio.move_on_at(deadline):
+        try:
+            if context is None:
+                stream = await trio.open_tcp_stream(host, port)
+            else:
+                stream = await trio.open_ssl_over_tcp_stream(
+                    host, port, ssl_context=context, https_compatible=True
+                )
+        except OSError as exc:
+            raise HandshakeError(f"cannot connect to {where}: {exc}") from exc
+    if stream is None:
+        raise ConnectionTimeout(
+            f"opening a WebSocket connection to {where} took more than {connect_timeout} seconds"
         )
-        await nursery.start(connection._run)
-    except BaseException:
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
-        raise
-    return connection
+    return await _start_client(
+        nursery,
+        stream,
+        handshake,
+        resource,
+        where=where,
+        deadline=deadline,
+        connect_timeout=connect_timeout,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
 
 
 async def connect_websocket_url(
@@ -297,6 +466,7 @@ async def connect_websocket_url(
     compression: str | None = "deflate",
     message_queue_size: int = 16,
     max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
     connect_timeout: float = 60,
     disconnect_timeout: float = 60,
     ping_interval: float | None = 20,
@@ -315,6 +485,7 @@ async def connect_websocket_url(
         compression: see :func:`connect_websocket`.
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
+        receive_buffer_size: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -337,6 +508,7 @@ async def connect_websocket_url(
         compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
         connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
@@ -357,6 +529,7 @@ async def open_websocket(
     compression: str | None = "deflate",
     message_queue_size: int = 16,
     max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
     connect_timeout: float = 60,
     disconnect_timeout: float = 60,
     ping_interval: float | None = 20,
@@ -380,6 +553,7 @@ async def open_websocket(
         compression: see :func:`connect_websocket`.
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
+        receive_buffer_size: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -407,6 +581,7 @@ async def open_websocket(
                 compression=compression,
                 message_queue_size=message_queue_size,
                 max_message_size=max_message_size,
+                receive_buffer_size=receive_buffer_size,
                 connect_timeout=connect_timeout,
                 disconnect_timeout=disconnect_timeout,
                 ping_interval=ping_interval,
@@ -441,6 +616,7 @@ async def open_websocket_url(
     compression: str | None = "deflate",
     message_queue_size: int = 16,
     max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
     connect_timeout: float = 60,
     disconnect_timeout: float = 60,
     ping_interval: float | None = 20,
@@ -457,6 +633,7 @@ async def open_websocket_url(
         compression: see :func:`connect_websocket`.
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
+        receive_buffer_size: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -478,6 +655,7 @@ async def open_websocket_url(
         compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
         connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,

@@ -57,8 +57,9 @@ __all__ = [
 
 logger = logging.getLogger("trio_wsext.connection")
 
-#: The most the reader asks of the stream at once (STYLE.md: "one receive_some
-#: of up to 64 KiB"); the size of a TCP receive window that still fits a cache.
+#: The most the reader asks of the stream at once by default (STYLE.md: "one
+#: receive_some of up to 64 KiB"); the size of a TCP receive window that still
+#: fits a cache. trio-websocket's ``receive_buffer_size`` option overrides it.
 RECEIVE_SIZE: Final = 64 * 1024
 
 #: Outgoing items (messages, pings, pongs) that may wait for the writer. With
@@ -153,6 +154,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         max_message_size: the largest incoming message, in bytes, after
             decompression; a larger one fails the connection with 1009.
             ``None`` removes the limit.
+        receive_buffer_size: the most bytes asked of the stream per read
+            (trio-websocket's option; 64 KiB by default), or ``None`` to let
+            the stream choose.
         disconnect_timeout: seconds the closing handshake may take.
         ping_interval: seconds between keepalive pings, ``None`` for none.
         ping_timeout: seconds a keepalive pong may take before the connection
@@ -175,6 +179,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         extra_data: bytes = b"",
         message_queue_size: int = 16,
         max_message_size: int | None = 2**20,
+        receive_buffer_size: int | None = RECEIVE_SIZE,
         disconnect_timeout: float = 60,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
@@ -182,6 +187,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         check_connection_options(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -198,6 +204,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._request_headers = list(request_headers or [])
         self._response_headers = list(response_headers or [])
         self._extra_data = extra_data
+        self._receive_size = receive_buffer_size
         self._disconnect_timeout = disconnect_timeout
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
@@ -292,6 +299,17 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def response_headers(self) -> list[tuple[bytes, bytes]]:
         """The opening handshake's response headers, as ``(name, value)`` byte pairs."""
         return list(self._response_headers)
+
+    @property
+    def handshake_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers the peer sent in the opening handshake (trio-websocket's name).
+
+        On the client, :attr:`response_headers`; on the server,
+        :attr:`request_headers`: every header, as ``(name, value)`` byte
+        pairs, names in lowercase, in the order received.
+        """
+        headers = self._response_headers if self._is_client else self._request_headers
+        return tuple(headers)
 
     def statistics(self) -> ConnectionStatistics:
         """Return message and byte counts so far (handshake bytes excluded)."""
@@ -604,7 +622,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 self._wire_bytes_received += len(extra)
                 await self._receive(extra)
             while not self._receive_done:
-                data = await self._stream.receive_some(RECEIVE_SIZE)
+                data = await self._stream.receive_some(self._receive_size)
                 self._wire_bytes_received += len(data)
                 await self._receive(data)
                 if not data:

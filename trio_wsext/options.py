@@ -37,6 +37,7 @@ def check_connection_options(
     ping_interval: float | None,
     ping_timeout: float | None,
     connect_timeout: float = 1.0,
+    receive_buffer_size: int | None = None,
 ) -> None:
     """Check the options every entry point shares; raise before any I/O.
 
@@ -57,6 +58,14 @@ def check_connection_options(
             )
         if max_message_size <= 0:
             raise ValueError(f"max_message_size must be > 0 or None, not {max_message_size}")
+    if receive_buffer_size is not None:
+        if isinstance(receive_buffer_size, bool) or not isinstance(receive_buffer_size, int):
+            raise TypeError(
+                "receive_buffer_size must be an int or None,"
+                f" not {type(receive_buffer_size).__name__}"
+            )
+        if receive_buffer_size <= 0:
+            raise ValueError(f"receive_buffer_size must be > 0 or None, not {receive_buffer_size}")
     check_seconds("connect_timeout", connect_timeout, allow_none=False)
     check_seconds("disconnect_timeout", disconnect_timeout, allow_none=False)
     check_seconds("ping_interval", ping_interval, allow_none=True)

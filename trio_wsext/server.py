@@ -1,4 +1,4 @@
-"""The server: serve_websocket, WebSocketServer and the WebSocketRequest a handler gets.
+"""The server: serve_websocket, WebSocketServer, wrap_server_stream and WebSocketRequest.
 
 Strategy: :func:`trio.serve_listeners` gives each accepted stream its own task
 (in ``handler_nursery`` if one is given). That task reads the opening
@@ -10,6 +10,8 @@ inside a nursery that holds the connection's background tasks once it
 accepts. Whatever the handler does, the task ends by closing the connection;
 an exception from a handler is logged (``logging.getLogger("trio_wsext.server")``)
 and never reaches the listener, so one failing handler cannot stop the server.
+:func:`wrap_server_stream` reads the request the same way from a stream the
+caller accepted, and leaves the answer and the connection's lifetime to it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import Final, NoReturn, TypeAlias, final
 import attrs
 import trio
 
-from .connection import WebSocketConnection
+from .connection import RECEIVE_SIZE, WebSocketConnection
 from .endpoints import Endpoint, listener_endpoint, stream_endpoint
-from .exceptions import ConnectionClosed, HandshakeError
+from .exceptions import ConnectionClosed, ConnectionTimeout, HandshakeError
 from .extensions.base import ExtensionParameter, ServerExtensionFactory
 from .extensions.permessage_deflate import enable_server_permessage_deflate
 from .frames import CloseCode, CloseReason
@@ -37,6 +39,7 @@ __all__ = [
     "WebSocketRequest",
     "WebSocketServer",
     "serve_websocket",
+    "wrap_server_stream",
 ]
 
 logger = logging.getLogger("trio_wsext.server")
@@ -57,6 +60,7 @@ class _Options:
     extensions: list[ServerExtensionFactory]
     message_queue_size: int
     max_message_size: int | None
+    receive_buffer_size: int | None
     connect_timeout: float
     disconnect_timeout: float
     ping_interval: float | None
@@ -138,8 +142,10 @@ class WebSocketRequest:
         """Accept the connection: negotiate extensions, send the 101, start the connection.
 
         The server's extension factories negotiate the client's offers
-        (:func:`~trio_wsext.negotiation.negotiate_server`); the connection
-        runs until the handler returns, then it is closed.
+        (:func:`~trio_wsext.negotiation.negotiate_server`). Under
+        :func:`serve_websocket` the connection runs until the handler returns,
+        then it is closed; from :func:`wrap_server_stream` it runs in the
+        nursery given there until you close it.
 
         Args:
             subprotocol: one of :attr:`subprotocols`, or ``None``.
@@ -183,6 +189,7 @@ class WebSocketRequest:
             extra_data=self._request.extra_data,
             message_queue_size=options.message_queue_size,
             max_message_size=options.max_message_size,
+            receive_buffer_size=options.receive_buffer_size,
             disconnect_timeout=options.disconnect_timeout,
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
@@ -227,6 +234,48 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
         await trio.aclose_forcefully(stream)
 
 
+class _ClientLeft(Exception):
+    """The client closed or broke the stream before a whole request: nothing to answer."""
+
+
+async def _read_request(
+    stream: trio.abc.Stream, connect_timeout: float
+) -> tuple[ServerHandshake, HandshakeRequest]:
+    """Read the opening handshake within ``connect_timeout``; answer a bad one.
+
+    Raises:
+        ConnectionTimeout: no whole request within ``connect_timeout``.
+        _ClientLeft: EOF before the first byte, or the stream broke.
+        HandshakeError: a bad request; its HTTP error response was sent and
+            the stream closed.
+    """
+    handshake = ServerHandshake()
+    received = 0
+    with trio.move_on_after(connect_timeout):
+        try:
+            while True:
+                data = await stream.receive_some(HANDSHAKE_RECEIVE_SIZE)
+                if not data and not received:
+                    raise _ClientLeft(
+                        "the client closed the connection before sending an opening handshake"
+                    )
+                received += len(data)
+                request = handshake.receive_data(bytes(data))
+                if request is not None:
+                    return handshake, request
+        except HandshakeError as exc:
+            await _send_and_close(stream, handshake.error_response(exc))
+            raise
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            detail = exc.__cause__ or exc
+            raise _ClientLeft(
+                f"the connection broke during the opening handshake: {detail}"
+            ) from exc
+    raise ConnectionTimeout(
+        f"the client sent no whole opening handshake within {connect_timeout} seconds"
+    )
+
+
 Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
 
 
@@ -261,6 +310,9 @@ class WebSocketServer:
         message_queue_size: whole incoming messages buffered per connection.
         max_message_size: the largest incoming message, in bytes after
             decompression (1009 beyond), or ``None``.
+        receive_buffer_size: the most bytes asked of the stream per read
+            (trio-websocket's option; 64 KiB by default), or ``None`` to let
+            the stream choose.
         connect_timeout: seconds a client has, from TCP accept, to send its
             whole opening handshake (TLS included); then it is dropped.
         disconnect_timeout: seconds for the closing handshake.
@@ -281,6 +333,7 @@ class WebSocketServer:
         compression: str | None = "deflate",
         message_queue_size: int = 16,
         max_message_size: int | None = 2**20,
+        receive_buffer_size: int | None = RECEIVE_SIZE,
         connect_timeout: float = 60,
         disconnect_timeout: float = 60,
         ping_interval: float | None = 20,
@@ -291,6 +344,7 @@ class WebSocketServer:
         check_connection_options(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -304,6 +358,7 @@ class WebSocketServer:
             extensions=_server_extensions(extensions, compression),
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -377,29 +432,17 @@ class WebSocketServer:
         self, stream: trio.abc.Stream
     ) -> tuple[ServerHandshake, HandshakeRequest] | None:
         """Read the opening handshake within connect_timeout; answer a bad one."""
-        handshake = ServerHandshake()
-        received = 0
-        with trio.move_on_after(self._options.connect_timeout):
-            try:
-                while True:
-                    data = await stream.receive_some(HANDSHAKE_RECEIVE_SIZE)
-                    if not data and not received:
-                        return None  # connected and left (a port check): nothing to answer
-                    received += len(data)
-                    request = handshake.receive_data(bytes(data))
-                    if request is not None:
-                        return handshake, request
-            except HandshakeError as exc:
-                logger.info("refused a bad opening handshake: %s", exc)
-                await _send_and_close(stream, handshake.error_response(exc))
-                return None
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                logger.debug("connection broke during the opening handshake: %r", exc)
-                return None
-        logger.info(
-            "dropped a connection that sent no opening handshake within %s seconds",
-            self._options.connect_timeout,
-        )
+        try:
+            return await _read_request(stream, self._options.connect_timeout)
+        except ConnectionTimeout:
+            logger.info(
+                "dropped a connection that sent no opening handshake within %s seconds",
+                self._options.connect_timeout,
+            )
+        except _ClientLeft as exc:  # a port check (connect, close), or a reset
+            logger.debug("%s", exc)
+        except HandshakeError as exc:
+            logger.info("refused a bad opening handshake: %s", exc)
         return None
 
     async def _run_handler(self, request: WebSocketRequest) -> None:
@@ -437,6 +480,7 @@ async def serve_websocket(
     compression: str | None = "deflate",
     message_queue_size: int = 16,
     max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
     connect_timeout: float = 60,
     disconnect_timeout: float = 60,
     ping_interval: float | None = 20,
@@ -461,6 +505,7 @@ async def serve_websocket(
         compression: see :class:`WebSocketServer`.
         message_queue_size: see :class:`WebSocketServer`.
         max_message_size: see :class:`WebSocketServer`.
+        receive_buffer_size: see :class:`WebSocketServer`.
         connect_timeout: see :class:`WebSocketServer`.
         disconnect_timeout: see :class:`WebSocketServer`.
         ping_interval: see :class:`WebSocketServer`.
@@ -475,6 +520,7 @@ async def serve_websocket(
     check_connection_options(
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
@@ -495,9 +541,93 @@ async def serve_websocket(
         compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
         connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
     )
     await server.run(task_status=task_status)
+
+
+async def wrap_server_stream(
+    nursery: trio.Nursery,
+    stream: trio.abc.Stream,
+    message_queue_size: int = 16,
+    max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
+    *,
+    extensions: Sequence[ServerExtensionFactory] | None = None,
+    compression: str | None = "deflate",
+    connect_timeout: float = 60,
+    disconnect_timeout: float = 60,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+) -> WebSocketRequest:
+    """Read a client's opening handshake from a stream you accepted; return the request.
+
+    trio-websocket's low-level function, for streams :func:`serve_websocket`
+    does not accept: a listener of your own, a Unix socket, one end of
+    :func:`trio.testing.memory_stream_pair`. Answer the request as a handler
+    does, with :meth:`WebSocketRequest.accept` (the connection's tasks then
+    run in ``nursery``) or :meth:`WebSocketRequest.reject` (which closes the
+    stream). Unlike under :func:`serve_websocket`, nothing closes the
+    connection for you: call :meth:`WebSocketConnection.aclose` when done, or
+    leave ``nursery``. A request that is never answered leaves the stream to
+    you.
+
+    Args:
+        nursery: where the connection's tasks run once accepted.
+        stream: any :class:`trio.abc.Stream`, nothing read from it yet.
+        message_queue_size: see :class:`WebSocketServer`, as are the others.
+        max_message_size: see :class:`WebSocketServer`.
+        receive_buffer_size: see :class:`WebSocketServer`.
+        extensions: see :class:`WebSocketServer`.
+        compression: see :class:`WebSocketServer`.
+        connect_timeout: seconds the client has to send its whole request.
+        disconnect_timeout: see :class:`WebSocketServer`.
+        ping_interval: see :class:`WebSocketServer`.
+        ping_timeout: see :class:`WebSocketServer`.
+
+    Returns:
+        The request, waiting for ``accept`` or ``reject``.
+
+    Raises:
+        ConnectionTimeout: no whole request within ``connect_timeout``.
+        HandshakeError: the request is not a valid opening handshake (the
+            client got the HTTP error response, as from the server: 400, 405,
+            426, 431 ...), or the client closed or broke the stream first.
+        ValueError, TypeError: an option is invalid; raised before any I/O,
+            and the stream is left open.
+
+    Whenever it raises after reading began, or is cancelled, the stream is
+    closed.
+    """
+    check_connection_options(
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        connect_timeout=connect_timeout,
+    )
+    options = _Options(
+        extensions=_server_extensions(extensions, compression),
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+    try:
+        handshake, request = await _read_request(stream, connect_timeout)
+    except _ClientLeft as exc:
+        await trio.aclose_forcefully(stream)
+        raise HandshakeError(str(exc)) from exc.__cause__
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return WebSocketRequest(stream, handshake, request, nursery, options)

@@ -224,3 +224,18 @@ async def test_receive_buffer_size_reaches_both_connections_over_tcp() -> None:
                 assert await ws.get_message() == "x" * 100
             nursery.cancel_scope.cancel()
     assert sizes == {"client": 5, "server": 7}
+
+
+@pytest.mark.parametrize(
+    ("address", "port", "is_ssl"),
+    [("127.0.0.1", 80, False), ("::1", 8443, True)],
+    ids=["ipv4", "ipv6"],
+)
+def test_endpoint_reads_as_trio_websockets(address: str, port: int, is_ssl: bool) -> None:
+    """``repr``/``str`` and ``url`` of an Endpoint are trio-websocket's, so log lines match."""
+    ours, theirs = (
+        trio_wsext.Endpoint(address, port, is_ssl),
+        trio_websocket.Endpoint(address, port, is_ssl),
+    )
+    assert repr(ours) == str(ours) == repr(theirs)
+    assert ours.url == theirs.url

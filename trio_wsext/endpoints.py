@@ -39,6 +39,10 @@ class Endpoint:
     port: int
     is_ssl: bool
 
+    def __repr__(self) -> str:
+        """Read as trio-websocket's ``Endpoint`` does, so log lines stay the same."""
+        return f'Endpoint(address="{self.address}", port={self.port}, is_ssl={self.is_ssl})'
+
     @property
     def url(self) -> str:
         """The endpoint as a ``ws://`` or ``wss://`` URL, default ports left out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import tomllib
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from helpers import MemoryListener
 
 import trio_wsext
@@ -22,7 +24,10 @@ from trio_wsext import (
     open_websocket,
     open_websocket_url,
     serve_websocket,
+    wrap_client_stream,
+    wrap_server_stream,
 )
+from trio_wsext.frames import CloseReason
 
 trio_websocket = pytest.importorskip("trio_websocket")
 
@@ -239,3 +244,62 @@ def test_endpoint_reads_as_trio_websockets(address: str, port: int, is_ssl: bool
     )
     assert repr(ours) == str(ours) == repr(theirs)
     assert ours.url == theirs.url
+
+
+# -- the wrap functions against trio-websocket's own, over one memory stream pair ----------
+
+MESSAGES: list[str | bytes] = ["text", b"\x00binary"]
+
+
+async def test_our_wrap_server_stream_serves_trio_websockets_wrap_client_stream(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """trio-websocket's client, wrapped over a memory stream, talks to our wrapped server."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+
+        async def serve() -> None:
+            request = await wrap_server_stream(nursery, server_stream, ping_interval=None)
+            assert request.proposed_subprotocols == ("chat",)
+            assert request.path == "/echo"
+            ws = await request.accept(subprotocol="chat")
+            async for message in ws:
+                await ws.send_message(message)
+
+        nursery.start_soon(serve)
+        client = await trio_websocket.wrap_client_stream(
+            nursery, client_stream, "example.com", "/echo", subprotocols=["chat"]
+        )
+        assert client.subprotocol == "chat"
+        for message in MESSAGES:
+            await client.send_message(message)
+            assert await client.get_message() == message
+        await client.aclose()
+    assert client.closed.code == 1000
+
+
+async def test_our_wrap_client_stream_talks_to_trio_websockets_wrap_server_stream(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Our wrapped client against trio-websocket's wrapped server: no deflate, messages echo."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+
+        async def serve() -> None:
+            request = await trio_websocket.wrap_server_stream(nursery, server_stream)
+            ws = await request.accept(extra_headers=[(b"x-server", b"trio-websocket")])
+            with contextlib.suppress(trio_websocket.ConnectionClosed):
+                while True:
+                    await ws.send_message(await ws.get_message())
+
+        nursery.start_soon(serve)
+        client = await wrap_client_stream(
+            nursery, client_stream, "example.com", "/echo", ping_interval=None
+        )
+        assert client.extensions == []  # offered, and declined by a server without deflate
+        assert (b"x-server", b"trio-websocket") in client.handshake_headers
+        for message in MESSAGES:
+            await client.send_message(message)
+            assert await client.get_message() == message
+        await client.aclose()
+    assert client.closed == CloseReason(1000, "NORMAL_CLOSURE", None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+import statistics
 import subprocess
-from typing import Final
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 from benchmarks.adapters.base import Connection
@@ -50,3 +52,32 @@ def server_tcp_bytes(url: str) -> tuple[int, int] | None:
     sent = sum(int(n) for n in re.findall(r"\bbytes_sent:(\d+)", output))
     received = sum(int(n) for n in re.findall(r"\bbytes_received:(\d+)", output))
     return sent, received
+
+
+SLICES: Final = 10
+"""Slices each timed loop is cut into; a run's figure is the median of its slices' rates,
+so that a burst of load from elsewhere on the machine spoils one slice, not the run."""
+
+
+def slice_rates(marks: list[tuple[float, float]]) -> list[float]:
+    """Return the rate of each slice between consecutive ``(time, amount done)`` marks."""
+    return [
+        (done - done_before) / (now - before)
+        for (before, done_before), (now, done) in itertools.pairwise(marks)
+        if now > before
+    ]
+
+
+def rate_figures(marks: list[tuple[float, float]]) -> dict[str, Any]:
+    """Return ``rate`` (median slice rate), ``mean_rate`` (all work / all time), ``slices``.
+
+    Args:
+        marks: ``(time, amount done)`` from the start ``(t0, 0)`` to the end, ascending.
+    """
+    rates = slice_rates(marks)
+    (start, _), (end, total) = marks[0], marks[-1]
+    return {
+        "rate": statistics.median(rates) if rates else total / (end - start),
+        "mean_rate": total / (end - start),
+        "slices": rates,
+    }

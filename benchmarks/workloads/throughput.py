@@ -18,7 +18,13 @@ import attrs
 from benchmarks.adapters.base import Adapter
 from benchmarks.payloads import LARGE_POOL, json_messages
 from benchmarks.runtime import Runtime
-from benchmarks.workloads.common import check_echo, echo_once, server_tcp_bytes
+from benchmarks.workloads.common import (
+    SLICES,
+    check_echo,
+    echo_once,
+    rate_figures,
+    server_tcp_bytes,
+)
 
 MIN_COUNT: Final = 3
 """Messages timed at least, however slow a library is."""
@@ -44,13 +50,15 @@ async def run(adapter: Adapter, runtime: Runtime, params: Params) -> dict[str, A
     """Echo ``size``-byte messages one at a time for ``duration`` seconds.
 
     Returns:
-        ``count``, ``elapsed`` (seconds), ``rate`` (MB/s: 10**6 payload bytes one way per
-        second), ``payload_bytes`` (sent, warm-up included), and where ``ss`` works
-        ``wire_ratio`` (bytes the server sent on the wire per payload byte: its
-        compression ratio, framing and handshake included) and ``wire_ratio_client``
-        (the same for the bytes the client sent).
+        ``rate`` (MB/s, 10**6 payload bytes one way per second: the median of
+        :data:`SLICES` time slices, a slice holding at least one whole message),
+        ``mean_rate``, ``slices``, ``count``, ``elapsed`` (seconds), ``payload_bytes``
+        (sent, warm-up included), and where ``ss`` works ``wire_ratio`` (bytes the
+        server sent on the wire per payload byte: its compression ratio, framing and
+        handshake included) and ``wire_ratio_client`` (the same for the client's bytes).
     """
     messages = json_messages(params.size)
+    megabytes = params.size / 1e6
     async with adapter.connect(params.url, compression=params.compression) as conn:
         for i in range(params.warmup):
             await echo_once(conn, messages[i % LARGE_POOL])
@@ -58,20 +66,27 @@ async def run(adapter: Adapter, runtime: Runtime, params: Params) -> dict[str, A
         count = 0
         start = time.perf_counter()
         deadline = start + params.duration
+        step = params.duration / SLICES
+        next_mark = start + step
+        marks: list[tuple[float, float]] = [(start, 0)]
         while count < MAX_COUNT:
             message = messages[count % LARGE_POOL]
             await send(message)
             check_echo(message, await recv())
             count += 1
-            if count >= MIN_COUNT and time.perf_counter() >= deadline:
-                break
-        elapsed = time.perf_counter() - start
+            now = time.perf_counter()
+            if now >= next_mark:
+                marks.append((now, count * megabytes))
+                next_mark = max(next_mark + step, now)
+                if now >= deadline and count >= MIN_COUNT:
+                    break
+        if marks[-1][1] != count * megabytes:
+            marks.append((time.perf_counter(), count * megabytes))
         wire = server_tcp_bytes(params.url)
     payload = (count + params.warmup) * params.size
-    result: dict[str, Any] = {
+    result = rate_figures(marks) | {
         "count": count,
-        "elapsed": elapsed,
-        "rate": count * params.size / elapsed / 1e6,
+        "elapsed": marks[-1][0] - start,
         "payload_bytes": payload,
     }
     if wire is not None:

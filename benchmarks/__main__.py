@@ -80,6 +80,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--output", type=Path, metavar="PATH", help="JSON file (default: benchmarks/results/)"
     )
     parser.add_argument("--no-save", action="store_true", help="do not write the JSON file")
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="let the OS place servers and clients (default: lockstep on one CPU, "
+        "pipelined and large messages on one CPU each)",
+    )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     clients: tuple[ClientKind, ...] = args.clients
     cases = [c for c in build_cases(settings, clients) if c.group in args.workloads]
     info = report.meta(settings, args.quick, args.libraries)
+    info["pinned"] = not args.no_pin
     log_dir = Path(tempfile.mkdtemp(prefix="trio_wsext-bench-"))
     harness = Harness(settings, cases, args.libraries, log_dir, log, zlib="zlib" in args.workloads)
     started = time.monotonic()

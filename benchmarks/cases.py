@@ -19,6 +19,21 @@ ClientKind = Literal["own", "common"]
 CompressionMode = Literal["default", "on", "off"]
 """``default``: what each library does with its defaults; ``on``/``off``: deflate forced."""
 
+Pinning = Literal["same", "split", "none"]
+"""Where the server and client processes run: both on one CPU, one CPU each, or wherever
+the OS puts them."""
+
+PINNING: Final[dict[str, Pinning]] = {
+    "lockstep": "same",
+    "pipelined": "split",
+    "throughput": "split",
+}
+"""Pinning per workload group (measured on this 2-core VM): a lockstep round trip has no
+parallelism to gain, and when client and server sit on different CPUs each wake-up
+crosses cores, which cost picows 52k -> 11k round trips/s and flipped from run to run
+as other jobs came and went; on one CPU the figure is the CPU cost of a round trip.
+Pipelined and large messages keep client and server busy at once: one CPU each."""
+
 WORKLOAD_GROUPS: Final = ("lockstep", "pipelined", "throughput", "idle", "latency", "zlib")
 """Names accepted by ``--workloads``."""
 
@@ -128,6 +143,8 @@ class Case:
     """Also run the plain TCP echoes (tcp-trio, tcp-asyncio) in this case."""
     fresh_server: bool = False
     """Start a new server for each run (and give the client its pid), for RSS figures."""
+    pin: Pinning = "none"
+    """Where the server and the client run (:data:`PINNING`)."""
     runs: int = 0
     """Runs of this case; 0 means ``Settings.repeat``."""
 
@@ -148,7 +165,7 @@ def build_cases(settings: Settings, clients: tuple[ClientKind, ...]) -> list[Cas
 
     def add(**fields: Any) -> None:
         if fields["client"] in clients:
-            cases.append(Case(**fields))
+            cases.append(Case(**fields, pin=PINNING.get(fields["group"], "none")))
 
     for mode in ("default", "off"):
         add(

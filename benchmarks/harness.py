@@ -12,11 +12,12 @@ server's CPU time from /proc (in the JSON). Nothing here asserts a time.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,7 @@ class Harness:
         progress: Progress,
         *,
         zlib: bool = True,
+        pin: bool = True,
     ) -> None:
         """Load the adapters (a library that fails to import is reported missing).
 
@@ -89,9 +91,11 @@ class Harness:
             log_dir: Where the children's stderr logs go.
             progress: Called with one line per run.
             zlib: Also measure the zlib ceilings.
+            pin: Pin servers and clients to CPUs as each case says (:data:`PINNING`).
         """
         self.settings = settings
         self.zlib_wanted = zlib
+        self.pin = pin
         self.cases = cases
         self.log_dir = log_dir
         self.progress = progress
@@ -220,6 +224,7 @@ class Harness:
         if case.fresh_server:
             params["server_pid"] = server.pid
         try:
+            self._place(case, server, client)
             with self._server_usage(server) as result:
                 result.update(client.run(case.workload, params, case.timeout))
         except WorkerError:
@@ -236,6 +241,7 @@ class Harness:
         bulk = self._client(library, slot=1)
         probe = self._client(library)
         try:
+            self._place(case, server, bulk, probe)
             bulk.run("latency_prepare", {}, case.timeout)
             with self._server_usage(server) as result:
                 bulk.start(
@@ -250,7 +256,26 @@ class Harness:
             raise
         return result
 
-    @contextmanager
+    def _place(self, case: Case, server: Server, *clients: Client) -> None:
+        """Pin ``server`` and ``clients`` to CPUs as ``case.pin`` says, or free them.
+
+        Raises:
+            WorkerError: If a process is gone.
+        """
+        cpus = sorted(os.sched_getaffinity(0))
+        server_cpus = client_cpus = set(cpus)
+        if self.pin and len(cpus) >= 2 and case.pin == "same":
+            server_cpus = client_cpus = {cpus[-1]}
+        elif self.pin and len(cpus) >= 2 and case.pin == "split":
+            server_cpus, client_cpus = {cpus[-2]}, {cpus[-1]}
+        try:
+            set_affinity(server.pid, server_cpus)
+            for client in clients:
+                set_affinity(client.pid, client_cpus)
+        except ProcessLookupError as exc:
+            raise WorkerError(f"a worker exited before the run: {exc}") from exc
+
+    @contextlib.contextmanager
     def _server_usage(self, server: Server) -> Iterator[dict[str, Any]]:
         """Yield a dict for the result; add the server's CPU seconds to it."""
         result: dict[str, Any] = {}
@@ -314,6 +339,21 @@ class Harness:
                    for k in ("compress", "decompress", "ratio")},
             })  # fmt: skip
         return summary
+
+
+def set_affinity(pid: int, cpus: set[int]) -> None:
+    """Restrict every thread of process ``pid`` (and threads they start) to ``cpus``.
+
+    Raises:
+        ProcessLookupError: If the process is gone.
+    """
+    try:
+        threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError as exc:
+        raise ProcessLookupError(pid) from exc
+    for tid in threads:
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(tid, cpus)
 
 
 def _describe(case: Case, run: Run) -> str:

@@ -114,6 +114,13 @@ def header_lines(info: dict[str, Any]) -> list[str]:
         f"connections, latency probe {s['probe_duration']} s",
         f"client: own = each library's client against its own server; common = "
         f"{info['common_client']}'s client against every server",
+        "placement: "
+        + (
+            "lockstep: server and client on one CPU; pipelined, large messages: one CPU "
+            "each; idle, latency: the OS's choice"
+            if info.get("pinned", True)
+            else "the OS's choice (--no-pin)"
+        ),
         f"(N.NNx) = {info['subject']} / that library; higher is better for rates, lower for "
         f"ms, KiB and ratios; {COMPRESSED_MARK} = compressed (that library's default)",
     ]

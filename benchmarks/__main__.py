@@ -15,13 +15,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
 from benchmarks import adapters, report
-from benchmarks.cases import FULL, QUICK, WORKLOAD_GROUPS, ClientKind, build_cases
-from benchmarks.harness import Harness, log
+from benchmarks.cases import FULL, QUICK, WORKLOAD_GROUPS, ClientKind, Settings, build_cases
+from benchmarks.harness import Harness, Run, log
 
 RESULTS: Final = Path(__file__).resolve().parent / "results"
 """Where each run's JSON goes (git-ignored)."""
@@ -86,15 +86,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="let the OS place servers and clients (default: lockstep on one CPU, "
         "pipelined and large messages on one CPU each)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="print the table of a saved run again (benchmarks/results/*.json) and exit",
+    )
     args = parser.parse_args(argv)
     if args.repeat is not None and args.repeat < 1:
         parser.error("--repeat must be at least 1")
     return args
 
 
+def render(harness: Harness, info: dict[str, Any]) -> list[str]:
+    """Return the printed report: header, table, ceilings, notes."""
+    sections = [
+        report.header_lines(info),
+        report.table_lines(harness) if harness.cases else [],
+        report.ceiling_lines(harness),
+        report.note_lines(harness),
+    ]
+    return [line for section in sections if section for line in [*section, ""]]
+
+
+def reprint(path: Path) -> int:
+    """Print the report of a saved JSON document again, with this version's table code."""
+    doc = json.loads(path.read_text())
+    info = doc["meta"]
+    settings = Settings(**info["settings"])
+    keys = [case["key"] for case in doc["cases"]]
+    cases = [c for c in build_cases(settings, ("own", "common")) if c.key in keys]
+    libraries = tuple(info.get("libraries", adapters.LIBRARIES))
+    harness = Harness(settings, cases, libraries, Path(tempfile.gettempdir()), log)
+    harness.runs = [Run(**run) for run in doc["runs"]]
+    harness.zlib = doc["zlib_runs"]
+    print("\n".join(render(harness, info)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return the exit status (0 even if some library failed)."""
     args = parse_args(argv)
+    if args.report is not None:
+        return reprint(args.report)
     settings = QUICK if args.quick else FULL
     if args.repeat is not None:
         settings = attrs.evolve(settings, repeat=args.repeat)
@@ -103,7 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     info = report.meta(settings, args.quick, args.libraries)
     info["pinned"] = not args.no_pin
     log_dir = Path(tempfile.mkdtemp(prefix="trio_wsext-bench-"))
-    harness = Harness(settings, cases, args.libraries, log_dir, log, zlib="zlib" in args.workloads)
+    harness = Harness(
+        settings,
+        cases,
+        args.libraries,
+        log_dir,
+        log,
+        zlib="zlib" in args.workloads,
+        pin=not args.no_pin,
+    )
     started = time.monotonic()
     try:
         harness.run_all()
@@ -112,13 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         harness.close()
     info["seconds"] = round(time.monotonic() - started, 1)
-    sections = [
-        report.header_lines(info),
-        report.table_lines(harness) if harness.cases else [],
-        report.ceiling_lines(harness),
-        report.note_lines(harness),
-    ]
-    lines = [line for section in sections if section for line in [*section, ""]]
+    lines = render(harness, info)
     doc = report.document(harness, info)
     if not args.no_save:
         path = args.output or RESULTS / (

@@ -307,17 +307,40 @@ class Harness:
             return Cell(None, [], "error")
         return Cell(None, [], "-")
 
+    def _by_rep(self, case: Case, metric: Metric, library: str) -> dict[int, float]:
+        """Return ``library``'s figures for ``metric`` in ``case``, by repetition."""
+        return {
+            r.rep: float(r.result[metric.key]) * metric.scale
+            for r in self.runs
+            if r.case == case.key
+            and r.library == library
+            and r.result is not None
+            and metric.key in r.result
+        }
+
+    def ratio(self, case: Case, metric: Metric, library: str) -> float | None:
+        """Return the subject's figure over ``library``'s, paired by repetition.
+
+        Each repetition gives one ratio of two runs made minutes apart at most; the
+        median of those ratios cancels the machine's drift better than the ratio of
+        the two medians, which may come from different repetitions. None if no
+        repetition has both figures.
+        """
+        subject = self._by_rep(case, metric, adapters.SUBJECT)
+        peer = self._by_rep(case, metric, library)
+        ratios = [subject[rep] / peer[rep] for rep in subject.keys() & peer.keys() if peer[rep]]
+        return statistics.median(ratios) if ratios else None
+
     def summary(self) -> list[dict[str, Any]]:
         """Return one JSON-ready entry per (case, metric, library) with medians and ratios."""
         entries = []
         for case in self.cases:
             for metric in case.metrics:
-                subject = self.cell(case, metric, adapters.SUBJECT)
                 for library in self.libraries_for(case):
                     cell = self.cell(case, metric, library)
                     ratio = None
-                    if subject.median is not None and cell.median and library != adapters.SUBJECT:
-                        ratio = subject.median / cell.median
+                    if library != adapters.SUBJECT:
+                        ratio = self.ratio(case, metric, library)
                     entries.append({
                         "case": case.key, "metric": metric.key, "label": metric.label,
                         "unit": metric.unit, "better": metric.better, "library": library,

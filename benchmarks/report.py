@@ -92,6 +92,7 @@ def meta(settings: Settings, quick: bool, libraries: Sequence[str]) -> dict[str,
         "versions": versions([*libraries, adapters.COMMON_CLIENT, *adapters.CEILINGS]),
         "quick": quick,
         "settings": attrs.asdict(settings),
+        "libraries": list(libraries),
         "subject": adapters.SUBJECT,
         "common_client": adapters.COMMON_CLIENT,
     }
@@ -121,8 +122,9 @@ def header_lines(info: dict[str, Any]) -> list[str]:
             if info.get("pinned", True)
             else "the OS's choice (--no-pin)"
         ),
-        f"(N.NNx) = {info['subject']} / that library; higher is better for rates, lower for "
-        f"ms, KiB and ratios; {COMPRESSED_MARK} = compressed (that library's default)",
+        f"(N.NNx) = {info['subject']} / that library, median of the per-repetition ratios; "
+        f"higher is better for rates, lower for ms, KiB and ratios; {COMPRESSED_MARK} = "
+        "compressed (that library's default)",
     ]
 
 
@@ -139,16 +141,13 @@ def table_lines(harness: Harness) -> list[str]:
         for metric in case.metrics:
             title = case.title if metric is case.metrics[0] else f"  {metric.label}"
             row = [title, case.client, case.compression, metric.unit]
-            subject = harness.cell(case, metric, adapters.SUBJECT)
             for library in libraries:
-                row.append(_cell_text(harness, case, metric, library, subject.median))
+                row.append(_cell_text(harness, case, metric, library))
             rows.append(row)
     return _align(rows, left=4)
 
 
-def _cell_text(
-    harness: Harness, case: Case, metric: Metric, library: str, subject: float | None
-) -> str:
+def _cell_text(harness: Harness, case: Case, metric: Metric, library: str) -> str:
     """Return one cell: the median, the compressed mark, and the subject's ratio to it."""
     cell = harness.cell(case, metric, library)
     if cell.median is None:
@@ -156,8 +155,9 @@ def _cell_text(
     text = _figure(cell.median, metric.digits)
     if case.compression == "default" and harness.compression_for(case, library):
         text += COMPRESSED_MARK
-    if library != adapters.SUBJECT and subject is not None and cell.median:
-        text += f" ({subject / cell.median:.2f}x)"
+    ratio = harness.ratio(case, metric, library) if library != adapters.SUBJECT else None
+    if ratio is not None:
+        text += f" ({ratio:.2f}x)"
     return text
 
 
@@ -167,13 +167,13 @@ def ceiling_lines(harness: Harness) -> list[str]:
     lockstep = next((c for c in harness.cases if c.ceilings), None)
     if lockstep is not None:
         metric = lockstep.metrics[0]
-        subject = harness.cell(lockstep, metric, adapters.SUBJECT).median
         for name in adapters.CEILINGS:
             cell = harness.cell(lockstep, metric, name)
             if cell.median is None:
                 rows.append([f"plain TCP echo, {name}", cell.note or "-", "rt/s", ""])
                 continue
-            ratio = f"{subject / cell.median:.2f}x" if subject is not None else "-"
+            paired = harness.ratio(lockstep, metric, name)
+            ratio = f"{paired:.2f}x" if paired is not None else "-"
             rows.append([f"{name} echo, lockstep 64 B", _figure(cell.median, 0), "rt/s", ratio])
     for entry in harness.zlib_summary():
         name = f"{entry['backend']} {entry['label']}"

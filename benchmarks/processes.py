@@ -86,7 +86,7 @@ class Worker:
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise WorkerError(f"{self.name}: no answer within {timeout:.0f} s")
+                raise WorkerError(f"{self.name}: no answer within {timeout:g} s")
             ready, _, _ = select.select([stdout], [], [], left)
             if ready:
                 chunk = os.read(stdout.fileno(), 65536)

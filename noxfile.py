@@ -32,8 +32,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict on the package, tests, examples and this file."""
-    session.install("-e", ".[test,interop]", "mypy", "nox")
+    """Run mypy --strict on the package, tests, examples, benchmarks and this file."""
+    session.install("-e", ".[test,interop]", "mypy", "nox", "aiohttp", "picows")
     session.run("mypy")
 
 

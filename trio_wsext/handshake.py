@@ -524,6 +524,11 @@ class ServerHandshake:
                 ) from exc
             if event is h11.NEED_DATA:
                 return None
+            if isinstance(event, h11.ConnectionClosed):
+                # h11 reports EOF before the first byte as an event, not an error.
+                raise self._fail(
+                    400, HandshakeError("connection closed before the request was complete")
+                )
             if isinstance(event, h11.Request):
                 self._request = self._check_request(event)
             elif isinstance(event, h11.EndOfMessage) and self._request is not None:

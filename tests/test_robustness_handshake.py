@@ -38,6 +38,8 @@ from trio_wsext.extensions.permessage_deflate import (
     ServerPerMessageDeflateFactory,
 )
 from trio_wsext.handshake import (
+    MAX_ERROR_REASON,
+    MAX_HTTP_ERROR_DETAIL,
     MAX_REJECTION_BODY,
     ClientHandshake,
     ClientHandshakeResult,
@@ -194,8 +196,18 @@ def check_error_response(handshake: ServerHandshake, exc: HandshakeError) -> int
     connection = [token.strip().lower() for token in headers[b"connection"].split(b",")]
     assert b"close" in connection
     assert headers[b"content-length"] == str(len(body)).encode()
+    # One line: the reason (shortened past MAX_ERROR_REASON characters), then a full stop.
+    assert body.startswith(BODY_PREFIX)
+    assert body.endswith(b".\n")
+    assert b"\n" not in body[:-1]
     reason = " ".join(str(exc).split())
-    assert body == BODY_PREFIX + reason.encode() + b".\n"
+    line = body[len(BODY_PREFIX) : -2].decode()
+    if len(reason) <= MAX_ERROR_REASON:
+        assert line in (reason, reason.removesuffix("."))
+    else:
+        assert len(line) <= MAX_ERROR_REASON + 1
+        assert line.endswith("...")
+        assert reason.startswith(line.removesuffix("..."))
     if head.status_code == 426:
         # RFC 7231 §6.5.15: "The server MUST send an Upgrade header field in a 426 response".
         assert headers[b"upgrade"] == b"websocket"
@@ -321,6 +333,48 @@ def test_server_handshake_refuses_oversized_head_with_431(
     with pytest.raises(HandshakeError, match=r"^request head exceeds 16384 bytes$") as caught:
         drive_server(handshake, pieces(oversized, cuts), eof=False)
     assert check_error_response(handshake, caught.value) == 431
+
+
+def test_server_handshake_shortens_h11_description_of_a_long_garbage_line() -> None:
+    """h11 quotes the whole bad request line; the error keeps its first 100 characters."""
+    handshake = ServerHandshake()
+    with pytest.raises(HandshakeError) as caught:
+        handshake.receive_data(b"x" * 5000 + b"\r\n\r\n")
+    detail = "illegal request line: bytearray(b'" + "x" * 63 + "..."
+    assert len(detail) == MAX_HTTP_ERROR_DETAIL
+    assert str(caught.value) == f"invalid HTTP request: {detail}"
+    status, body = read_response(handshake.error_response(caught.value))
+    assert (status.status_code, body) == (
+        400,
+        BODY_PREFIX + f"invalid HTTP request: {detail}\n".encode(),
+    )
+
+
+def test_server_handshake_error_response_bounds_a_long_reason() -> None:
+    """A 10 KB malformed header is named in the answer, not echoed back whole."""
+    request = valid_request(0).replace(
+        b"\r\n\r\n", b"\r\nSec-WebSocket-Extensions: a;" + b"=" * 10000 + b"\r\n\r\n"
+    )
+    handshake = ServerHandshake()
+    with pytest.raises(InvalidHeaderFormat) as caught:
+        handshake.receive_data(request)
+    head, body = read_response(handshake.error_response(caught.value))
+    reason = "invalid Sec-WebSocket-Extensions header: expected parameter name at 2 in 'a;====="
+    assert (head.status_code, body[: len(BODY_PREFIX) + len(reason)]) == (
+        400,
+        BODY_PREFIX + reason.encode(),
+    )
+    assert len(body) == len(BODY_PREFIX) + MAX_ERROR_REASON + 1
+
+
+def test_client_handshake_shortens_h11_description_of_a_long_garbage_line() -> None:
+    """A long garbage status line is named by its start."""
+    handshake = ClientHandshake("example.com", 80, "/")
+    with pytest.raises(HandshakeError) as caught:
+        handshake.receive_data(b"x" * 5000 + b"\r\n\r\n")
+    detail = "illegal status line: bytearray(b'" + "x" * 64 + "..."
+    assert len(detail) == MAX_HTTP_ERROR_DETAIL
+    assert str(caught.value) == f"invalid HTTP response: {detail}"
 
 
 # -- the client ---------------------------------------------------------------------------------

@@ -94,6 +94,15 @@ DEFAULT_MAX_HEADER_BYTES: Final = 16384
 #: Header lines: a browser sends about 15; Apache's LimitRequestFields is 100.
 DEFAULT_MAX_HEADER_COUNT: Final = 128
 
+#: Characters of h11's description of a malformed head kept in an error
+#: message: h11 quotes the whole offending line, which may be kilobytes of the
+#: peer's garbage; the start says what went wrong, and logs stay readable.
+MAX_HTTP_ERROR_DETAIL: Final = 100
+
+#: Characters of the reason in the body of :meth:`ServerHandshake.error_response`:
+#: one readable line, never kilobytes of the client's own header echoed back.
+MAX_ERROR_REASON: Final = 200
+
 #: Body bytes of a non-101 answer that the client keeps for ConnectionRejected:
 #: enough for any error page a person reads, bounded against a hostile server.
 MAX_REJECTION_BODY: Final = 65536
@@ -146,6 +155,12 @@ def _single(headers: Sequence[tuple[bytes, bytes]], name: str) -> str:
     if len(values) > 1:
         raise InvalidHeader(name, ", ".join(values), f"more than one line: {values!r}")
     return values[0]
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Return ``text`` on one line, cut to ``limit`` characters with ``...`` if longer."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
 def _build_head(start_line: bytes, headers: Sequence[tuple[bytes, bytes]]) -> bytes:
@@ -331,7 +346,7 @@ class ClientHandshake:
                 elif self._eof:
                     message = "connection closed before the handshake response was complete"
                 else:
-                    message = f"invalid HTTP response: {exc}"
+                    message = f"invalid HTTP response: {_shorten(str(exc), MAX_HTTP_ERROR_DETAIL)}"
                 raise HandshakeError(message) from exc
             if event is h11.NEED_DATA:
                 return None
@@ -519,8 +534,9 @@ class ServerHandshake:
                     raise self._fail(
                         400, HandshakeError("connection closed before the request was complete")
                     ) from exc
+                detail = _shorten(str(exc), MAX_HTTP_ERROR_DETAIL)
                 raise self._fail(
-                    exc.error_status_hint, HandshakeError(f"invalid HTTP request: {exc}")
+                    exc.error_status_hint, HandshakeError(f"invalid HTTP request: {detail}")
                 ) from exc
             if event is h11.NEED_DATA:
                 return None
@@ -728,7 +744,8 @@ class ServerHandshake:
         ``Upgrade: websocket``) for a request that is not a WebSocket upgrade,
         and also with ``Sec-WebSocket-Version: 13`` for another version, 431
         for too many or too large headers, 505 for an HTTP version other than
-        1.x. The body is one line of text: the reason. The response ends with
+        1.x. The body is one line of text: the reason (at most
+        :data:`MAX_ERROR_REASON` characters of it). The response ends with
         ``Connection: close``; close the connection after sending it.
 
         Args:
@@ -739,8 +756,9 @@ class ServerHandshake:
         headers: Headers = []
         if self._failure is not None and self._failure[0] is exc:
             _, status_code, headers = self._failure
-        reason = " ".join(str(exc).split())
-        body = f"Failed to open a WebSocket connection: {reason}.\n".encode()
+        reason = _shorten(str(exc), MAX_ERROR_REASON)
+        end = "" if reason.endswith(".") else "."
+        body = f"Failed to open a WebSocket connection: {reason}{end}\n".encode()
         headers = [*headers, (b"Content-Type", b"text/plain; charset=utf-8")]
         return _build_response(status_code, headers, body)
 

@@ -276,6 +276,8 @@ async def _read_request(
     )
 
 
+#: What :func:`serve_websocket` calls for each valid opening handshake:
+#: ``async def handler(request: WebSocketRequest) -> None``.
 Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
 
 

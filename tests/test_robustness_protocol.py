@@ -1,7 +1,8 @@
 """Fuzzing the sans-I/O Protocol: any bytes, split anywhere, give events, never an exception.
 
 Each test builds a receiving :class:`~trio_wsext.protocol.Protocol` (either
-side, with no extension or with permessage-deflate), feeds it bytes in pieces
+side, with no extension, with permessage-deflate, or with an extension whose
+decode crashes; with and without a size limit), feeds it bytes in pieces
 that hypothesis chooses, and checks what a connection relies on:
 
 - ``receive_data`` and ``events_received`` never raise (only ``ProtocolError``
@@ -30,7 +31,7 @@ from hypothesis import event, given, settings, strategies as st
 from trio_wsext.exceptions import ProtocolError
 from trio_wsext.extensions.base import Extension
 from trio_wsext.extensions.permessage_deflate import PerMessageDeflate
-from trio_wsext.frames import is_valid_close_code
+from trio_wsext.frames import Frame, is_valid_close_code
 from trio_wsext.protocol import (
     CloseReceived,
     ConnectionFailed,
@@ -62,13 +63,32 @@ FUZZ: Final = settings(max_examples=300, deadline=None)
 #: permessage-deflate settings of the two ends: (no_context_takeover, window_bits).
 DEFLATE_CONFIGS: Final = [(False, 15), (True, 15), (False, 9)]
 
-ExtensionConfig: TypeAlias = tuple[bool, int] | None
+#: An extension with a bug: its decode crashes on a payload that starts with NUL.
+CRASHY: Final = "crashy"
+
+ExtensionConfig: TypeAlias = tuple[bool, int] | str | None
+
+
+class CrashyExtension(Extension):
+    """A pass-through extension whose decode raises on data starting with a NUL byte."""
+
+    def __init__(self) -> None:
+        super().__init__("x-crashy")
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        """Return ``frame``, or crash on a payload that starts with NUL."""
+        if frame.data[:1] == b"\0":
+            raise RuntimeError("bug")
+        return frame
 
 
 def extensions_for(config: ExtensionConfig, side: Side) -> list[Extension]:
     """Return the negotiated extensions of ``side`` for ``config`` (``None``: no extension)."""
     if config is None:
         return []
+    if config == CRASHY:
+        return [CrashyExtension()]
+    assert isinstance(config, tuple)
     no_takeover, bits = config
     return [
         PerMessageDeflate(
@@ -201,13 +221,25 @@ def send_actions(sender: Protocol, script: Sequence[Action], close: bool) -> lis
     return chunks
 
 
-def clean_events(side: Side, config: ExtensionConfig, data: bytes) -> list[Event]:
-    """Return what a fresh receiver makes of ``data``, a prefix of a valid stream, in one piece."""
-    protocol = receiver(side, config)
+def clean_events(
+    side: Side, config: ExtensionConfig, data: bytes, limit: int | None = SMALL_LIMIT
+) -> list[object]:
+    """Return what a fresh receiver makes of ``data``, a prefix of a valid stream, in one piece.
+
+    Failures (only the crashing extension's 1011 here) are compared by code
+    and reason: their exception objects differ from run to run.
+    """
+    protocol = receiver(side, config, limit)
     protocol.receive_data(data)
-    events = protocol.events_received()
-    assert not any(isinstance(event, ConnectionFailed) for event in events)
+    events = normalized(protocol.events_received())
+    if config != CRASHY:
+        assert not any(isinstance(event, tuple) for event in events)
     return events
+
+
+def normalized(events: Sequence[Event]) -> list[object]:
+    """Return ``events`` with each ConnectionFailed as a ``(code, reason)`` tuple."""
+    return [(e.code, e.reason) if isinstance(e, ConnectionFailed) else e for e in events]
 
 
 def flip_bits(chunks: list[bytes], draw: st.DrawFn) -> bytes:
@@ -285,7 +317,7 @@ MUTATIONS: Final[list[Callable[[list[bytes], st.DrawFn], bytes]]] = [
 def mutated_streams(draw: st.DrawFn) -> tuple[Side, ExtensionConfig, bytes, bytes]:
     """Draw (receiving side, extension config, valid stream, mutated stream)."""
     side = draw(st.sampled_from(SIDES))
-    config = draw(st.sampled_from([None, *DEFLATE_CONFIGS]))
+    config = draw(st.sampled_from([None, CRASHY, *DEFLATE_CONFIGS]))
     sender = Protocol(other(side), extensions_for(config, other(side)))
     script = draw(st.lists(actions, min_size=1, max_size=10))
     chunks = send_actions(sender, script, draw(st.booleans()))
@@ -323,22 +355,28 @@ def test_receiver_turns_arbitrary_bytes_into_events(
     case=mutated_streams(),
     cuts=st.lists(st.integers(0, 20000), max_size=8),
     bytewise=st.booleans(),
+    limit=st.sampled_from([SMALL_LIMIT, None]),
 )
 def test_receiver_survives_mutated_stream_and_keeps_valid_prefix(
-    case: tuple[Side, ExtensionConfig, bytes, bytes], cuts: list[int], bytewise: bool
+    case: tuple[Side, ExtensionConfig, bytes, bytes],
+    cuts: list[int],
+    bytewise: bool,
+    limit: int | None,
 ) -> None:
     """A mutated valid stream gives events, and the messages before the damage come first."""
     side, config, wire, mutated = case
     if bytewise and len(mutated) <= 2000:
         cuts = list(range(len(mutated)))
-    events = feed(receiver(side, config), mutated, cuts)
-    intact = clean_events(side, config, wire[: common_prefix(wire, mutated)])
+    events = normalized(feed(receiver(side, config, limit), mutated, cuts))
+    intact = clean_events(side, config, wire[: common_prefix(wire, mutated)], limit)
     # For --hypothesis-show-statistics: how the mutated streams end, how much survives.
     event(f"last event: {type(events[-1]).__name__ if events else None}")
+    if events and isinstance(events[-1], tuple):
+        event(f"failure code: {events[-1][0]}")
     event(f"events before the damage: {min(len(intact), 3)}{'+' if len(intact) > 3 else ''}")
     assert events[: len(intact)] == intact
     if mutated == wire:
-        assert events == clean_events(side, config, wire)
+        assert events == clean_events(side, config, wire, limit)
 
 
 @FUZZ

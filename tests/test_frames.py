@@ -262,7 +262,7 @@ def test_apply_mask_is_an_involution(data: bytes, key: bytes) -> None:
     assert apply_mask(memoryview(masked), key) == data
 
 
-@pytest.mark.parametrize("size", [8191, 8192, 8193, 65537], ids=str)
+@pytest.mark.parametrize("size", [8191, 8192, 8193, 65537, 2 * 65536 + 3], ids=str)
 def test_apply_mask_large_payloads(size: int) -> None:
     """The translate path for large payloads gives the same bytes as a bytewise XOR."""
     data = bytes(range(251)) * (size // 251) + bytes(size % 251)
@@ -340,6 +340,17 @@ def test_serialize_masked_uses_a_fresh_key() -> None:
     wire = serialize_frame(Frame(Opcode.BINARY, b"payload"), mask=True)
     assert wire[:2] == b"\x82\x87"
     assert apply_mask(wire[6:], wire[2:6]) == b"payload"
+
+
+@pytest.mark.parametrize("size", [8191, 8192, 65536, 2 * 65536 + 3], ids=str)
+def test_serialize_masked_large_payloads(size: int) -> None:
+    """Large payloads masked in place, across 64 KiB blocks, unmask to themselves."""
+    data = bytes(range(251)) * (size // 251) + bytes(size % 251)
+    wire = serialize_frame(Frame(Opcode.BINARY, data), mask=True)
+    header = 4 if size < 65536 else 10
+    assert wire[:2] == (b"\x82\xfe" if size < 65536 else b"\x82\xff")
+    key = wire[header : header + 4]
+    assert wire[header + 4 :] == bytes(b ^ key[i % 4] for i, b in enumerate(data))
 
 
 # -- parsing -----------------------------------------------------------------------
@@ -496,3 +507,78 @@ def test_frames_round_trip_any_split(frames: list[Frame], mask: bool, data: st.D
             parsed.append(frame)
     assert parsed == frames
     assert parser.buffered == 0
+
+
+def _pattern(size: int) -> bytes:
+    # A payload whose every 4-byte phase differs, so a misplaced key byte shows.
+    return bytes(range(253)) * (size // 253) + bytes(range(size % 253))
+
+
+_CHUNK_TYPES = [bytes, bytearray, memoryview]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from([8192, 8193, 65536, 70001, 200003]),
+    st.booleans(),
+    st.data(),
+)
+def test_parse_large_frames_collected_chunk_by_chunk(
+    size: int, mask: bool, data: st.DataObject
+) -> None:
+    """A large frame split anywhere, then a small one, parse exactly; buffered counts all."""
+    frames = [Frame(Opcode.BINARY, _pattern(size), fin=False), Frame(Opcode.CONT, b"tail")]
+    wire = b"".join(serialize_frame(frame, mask=mask) for frame in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(wire)), max_size=12)))
+    kind = data.draw(st.sampled_from(_CHUNK_TYPES))
+    parser = FrameParser(require_mask=mask)
+    parsed: list[Frame] = []
+    fed = 0
+    for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        parser.feed(kind(wire[start:end]))
+        fed = end
+        while (frame := parser.next_frame()) is not None:
+            parsed.append(frame)
+        returned = sum(len(serialize_frame(f, mask=False)) + 4 * mask for f in parsed)
+        assert parser.buffered == fed - returned
+    assert parsed == frames
+    assert parser.buffered == 0
+
+
+def test_parse_large_unmasked_frame_keeps_no_reference_to_fed_buffers() -> None:
+    """A bytearray fed for a large frame may be reused by the caller at once."""
+    wire = serialize_frame(Frame(Opcode.BINARY, _pattern(20000)), mask=False)
+    parser = FrameParser(require_mask=False)
+    first = bytearray(wire[:100])
+    parser.feed(first)
+    assert parser.next_frame() is None
+    for chunk in (bytearray(wire[100:15000]), bytearray(wire[15000:])):
+        parser.feed(memoryview(chunk))
+        chunk[:] = bytes(len(chunk))
+    first[:] = bytes(len(first))
+    assert parser.next_frame() == Frame(Opcode.BINARY, _pattern(20000))
+
+
+def test_parse_large_masked_frame_waits_for_its_key() -> None:
+    """A large masked frame whose key is not all there yet waits, then parses."""
+    wire = serialize_frame(Frame(Opcode.TEXT, _pattern(9000)), mask=True)
+    parser = FrameParser(require_mask=True)
+    parser.feed(wire[:6])
+    assert parser.next_frame() is None
+    assert parser.buffered == 6
+    parser.feed(wire[6:9000])
+    assert parser.next_frame() is None
+    parser.feed(wire[9000:])
+    assert parser.next_frame() == Frame(Opcode.TEXT, _pattern(9000))
+    assert parser.buffered == 0
+
+
+def test_parse_large_frame_checks_header_before_collecting() -> None:
+    """The size limit applies to a large frame's header, before any payload is kept."""
+    wire = serialize_frame(Frame(Opcode.BINARY, _pattern(50000)), mask=True)
+    parser = FrameParser(require_mask=True)
+    parser.feed(wire[:20])
+    with pytest.raises(
+        PayloadTooBig, match=r"^frame of 50000 bytes exceeds the limit of 49999 bytes$"
+    ):
+        parser.next_frame(49999)

@@ -218,6 +218,16 @@ class Close:
 #: ~360 MB/s, CPython 3.11 on x86_64).
 _TRANSLATE_MASK_FROM: Final = 8192
 
+#: Large payloads are masked in blocks of this many bytes (a multiple of 4, so
+#: that every block starts at key byte 0), each block's four strided passes
+#: staying in the CPU cache (measured, in place, process time: 64 KiB 1220
+#: MB/s, 1 MiB 786 MB/s against 595 MB/s in one pass, 16 MiB 582 against 359).
+_MASK_BLOCK: Final = 65536
+
+#: A frame whose payload is at least this large and not whole yet is collected
+#: outside the buffer (see :class:`FrameParser`); smaller ones wait in it.
+_COLLECT_FROM: Final = _TRANSLATE_MASK_FROM
+
 _IDENTITY: Final = int.from_bytes(bytes(range(256)), "big")
 
 
@@ -226,25 +236,41 @@ def _xor_table(key_byte: int) -> bytes:
     return (_IDENTITY ^ int.from_bytes(bytes((key_byte,)) * 256, "big")).to_bytes(256, "big")
 
 
-def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
-    """XOR ``data`` with the 4-byte ``mask`` repeated (:rfc:`6455#section-5.3`).
+def _mask_in_place(buf: bytearray, start: int, stop: int, mask: bytes) -> None:
+    # XOR buf[start:stop] with ``mask`` repeated, mask[0] at ``start``: per
+    # block, four strided slices, each translated by one key byte's table and
+    # written back. Slicing a bytearray in place saves the copy that a bytes
+    # source would need, and measures faster than reading a bytes object.
+    tables = [_xor_table(key_byte) for key_byte in mask]
+    for block in range(start, stop, _MASK_BLOCK):
+        end = min(block + _MASK_BLOCK, stop)
+        for i in range(4):
+            buf[block + i : end : 4] = buf[block + i : end : 4].translate(tables[i])
 
-    No Python code runs per byte: small payloads are XORed as one integer;
-    large ones as four strided ``bytes.translate`` calls, one per key byte.
-    Masking and unmasking are the same operation.
-    """
+
+def _masked(data: bytes | bytearray | memoryview, mask: bytes) -> bytes | bytearray:
+    # ``data`` XOR ``mask``, as new bytes (small) or a new bytearray (large).
     n = len(data)
-    if n == 0:
-        return b""
     if n < _TRANSLATE_MASK_FROM:
         repeated = mask * (n // 4 + 1)
         value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")
         return value.to_bytes(n, "little")
-    source = data if type(data) is bytes else bytes(data)
-    out = bytearray(n)
-    for i in range(4):
-        out[i::4] = source[i::4].translate(_xor_table(mask[i]))
-    return bytes(out)
+    out = bytearray(data)
+    _mask_in_place(out, 0, n, mask)
+    return out
+
+
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+    """XOR ``data`` with the 4-byte ``mask`` repeated (:rfc:`6455#section-5.3`).
+
+    No Python code runs per byte: small payloads are XORed as one integer;
+    large ones as four strided ``bytes.translate`` calls per 64 KiB block, one
+    per key byte. Masking and unmasking are the same operation.
+    """
+    if not data:
+        return b""
+    masked = _masked(data, mask)
+    return masked if type(masked) is bytes else bytes(masked)
 
 
 _pack_short: Final = struct.Struct("!BB").pack
@@ -273,10 +299,19 @@ def serialize_frame(frame: Frame, *, mask: bool) -> bytes:
         header = _pack_medium(head, mask_bit | 126, length)
     else:
         header = _pack_long(head, mask_bit | 127, length)
-    if mask:
-        key = os.urandom(4)
+    if not mask:
+        return header + data
+    key = os.urandom(4)
+    if length < _TRANSLATE_MASK_FROM:
         return b"".join((header, key, apply_mask(data, key)))
-    return header + data
+    # One buffer for the whole frame, masked in place: one copy of the
+    # payload fewer than masking it apart and joining.
+    out = bytearray(header)
+    out += key
+    start = len(out)
+    out += data
+    _mask_in_place(out, start, start + length, key)
+    return bytes(out)
 
 
 class FrameParser:
@@ -285,6 +320,11 @@ class FrameParser:
     Header checks happen as soon as the header is complete, before the payload
     is buffered: reserved opcodes, fragmented or oversized control frames, the
     masking direction, and the size limit given to :meth:`next_frame`.
+
+    A large frame that is not whole yet is collected chunk by chunk, outside
+    the buffer: each received chunk is unmasked while it is still in the CPU
+    cache, and unmasked chunks are kept as received, so that the payload is
+    copied once, when the frame is whole, instead of into the buffer and out.
 
     Args:
         require_mask: ``True`` on a server (clients MUST mask), ``False`` on a
@@ -295,9 +335,26 @@ class FrameParser:
         self._require_mask = require_mask
         self._buffer = bytearray()
         self._pos = 0
+        # The large frame being collected (see the class docstring): its first
+        # header byte (-1: none), masking key, payload so far (unmasked), the
+        # payload bytes still missing, and the received bytes it holds.
+        self._large_head = -1
+        self._large_key: bytes | None = None
+        self._large_parts: list[bytes | bytearray] = []
+        self._large_missing = 0
+        self._large_received = 0
+        self._large_collected = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add received bytes to the buffer."""
+        missing = self._large_missing
+        if missing:
+            if len(data) <= missing:
+                self._collect(data, owned=False)
+                return
+            view = memoryview(data)
+            self._collect(view[:missing], owned=False)
+            data = view[missing:]
         if self._pos:
             del self._buffer[: self._pos]
             self._pos = 0
@@ -306,7 +363,7 @@ class FrameParser:
     @property
     def buffered(self) -> int:
         """How many received bytes are not yet part of a returned frame."""
-        return len(self._buffer) - self._pos
+        return len(self._buffer) - self._pos + self._large_received
 
     def next_frame(self, max_size: int | None = None) -> Frame | None:
         """Return the next whole frame, or ``None`` until more bytes arrive.
@@ -318,6 +375,8 @@ class FrameParser:
             ProtocolError: the header breaks RFC 6455 (close code 1002).
             PayloadTooBig: the header announces more than ``max_size`` (1009).
         """
+        if self._large_head >= 0:
+            return None if self._large_missing else self._finish_large()
         buf = self._buffer
         pos = self._pos
         available = len(buf) - pos
@@ -341,22 +400,86 @@ class FrameParser:
             if length >> 63:
                 raise ProtocolError("frame length has its most significant bit set")
         self._check_header(head, opcode_value, masked, length, max_size)
+        start = offset + 4 if masked else offset
+        end = start + length
+        if len(buf) < end:
+            if length >= _COLLECT_FROM and len(buf) >= start:
+                self._start_large(
+                    head, start, length, bytes(buf[offset:start]) if masked else None
+                )
+            return None
         if masked:
-            end = offset + 4 + length
-            if len(buf) < end:
-                return None
-            key = bytes(buf[offset : offset + 4])
-            data = apply_mask(memoryview(buf)[offset + 4 : end], key)
+            key = bytes(buf[offset:start])
+            if length < _TRANSLATE_MASK_FROM:
+                data = apply_mask(memoryview(buf)[start:end], key)
+            else:
+                # Unmask a copy in place: two copies, not three.
+                payload = buf[start:end]
+                _mask_in_place(payload, 0, length, key)
+                data = bytes(payload)
         else:
-            end = offset + length
-            if len(buf) < end:
-                return None
             # One copy through a memoryview; slicing the bytearray first would
             # copy twice (measured: 1 MiB in 34 us against 600 us).
-            data = bytes(memoryview(buf)[offset:end]) if length > 4096 else bytes(buf[offset:end])
+            data = bytes(memoryview(buf)[start:end]) if length > 4096 else bytes(buf[start:end])
         self._pos = end
         return Frame(
             _OPCODES[opcode_value],
+            data,
+            bool(head & 0x80),
+            bool(head & 0x40),
+            bool(head & 0x20),
+            bool(head & 0x10),
+        )
+
+    def _start_large(self, head: int, start: int, length: int, key: bytes | None) -> None:
+        # Move a large frame's header and payload so far out of the buffer.
+        buf = self._buffer
+        self._large_head = head
+        self._large_key = key
+        self._large_parts = []
+        self._large_missing = length
+        self._large_received = start - self._pos
+        self._large_collected = 0
+        if len(buf) > start:
+            self._collect(buf[start:], owned=True)
+        buf.clear()
+        self._pos = 0
+
+    def _collect(self, piece: bytes | bytearray | memoryview, *, owned: bool) -> None:
+        # Add the next piece of a large frame's payload, unmasked; ``owned``:
+        # a bytearray nobody else holds, which may be kept and unmasked in place.
+        key = self._large_key
+        size = len(piece)
+        if key is not None:
+            phase = self._large_collected & 3
+            if phase:
+                key = key[phase:] + key[:phase]
+        part: bytes | bytearray
+        if owned and isinstance(piece, bytearray):
+            if key is not None and size >= _TRANSLATE_MASK_FROM:
+                _mask_in_place(piece, 0, size, key)
+                part = piece
+            else:
+                part = piece if key is None else _masked(piece, key)
+        elif key is not None:
+            part = _masked(piece, key)
+        else:
+            part = piece if isinstance(piece, bytes) else bytes(piece)  # the caller may reuse it
+        self._large_parts.append(part)
+        self._large_collected += size
+        self._large_received += size
+        self._large_missing -= size
+
+    def _finish_large(self) -> Frame:
+        parts = self._large_parts
+        data = parts[0] if len(parts) == 1 and type(parts[0]) is bytes else b"".join(parts)
+        head = self._large_head
+        self._large_head = -1
+        self._large_key = None
+        self._large_parts = []
+        self._large_received = 0
+        return Frame(
+            _OPCODES[head & 0x0F],
             data,
             bool(head & 0x80),
             bool(head & 0x40),

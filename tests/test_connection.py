@@ -14,6 +14,7 @@ from helpers import open_connection_pair, open_raw_pair
 from trio_wsext.connection import (
     OUTGOING_QUEUE_SIZE,
     RECEIVE_SIZE,
+    SCHEDULE_EVERY,
     THREAD_SEND_THRESHOLD,
     ConnectionStatistics,
     WebSocketConnection,
@@ -129,6 +130,74 @@ async def test_cancelled_get_message_loses_no_message(autojump_clock: trio.abc.C
                 cancelled += scope.cancelled_caught
     assert received == [str(index) for index in range(20)]
     assert cancelled >= 10
+
+
+async def _queue_messages(
+    client: WebSocketConnection, server: WebSocketConnection, count: int
+) -> None:
+    """Send ``count`` messages and wait until the server has queued them all."""
+    for index in range(count):
+        await client.send_message(str(index))
+    await trio.testing.wait_all_tasks_blocked()
+
+
+async def test_get_message_of_a_queued_message_honours_cancellation() -> None:
+    """A cancelled scope: get_message raises Cancelled with a message queued, and keeps it."""
+    async with open_connection_pair() as (client, server):
+        await _queue_messages(client, server, 2)
+        for _ in range(2 * SCHEDULE_EVERY):  # every call, not one in SCHEDULE_EVERY
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await server.get_message()
+            assert scope.cancelled_caught
+        assert [await server.get_message(), await server.get_message()] == ["0", "1"]
+
+
+async def test_send_message_honours_cancellation_and_queues_nothing() -> None:
+    """A cancelled scope: send_message raises Cancelled every time and sends nothing."""
+    async with open_raw_pair() as (connection, peer):
+        for _ in range(2 * SCHEDULE_EVERY):
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await connection.send_message("dropped")
+            assert scope.cancelled_caught
+        await connection.send_message("kept")
+        assert await peer.receive_frame() == Frame(Opcode.TEXT, b"kept")
+
+
+class _StepCounter(trio.abc.Instrument):
+    """Counts the scheduler steps of one task: each is a yield to the scheduler."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task = task
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.steps += task is self.task
+
+
+@pytest.mark.parametrize("method", ["get_message", "send_message"])
+async def test_calls_that_do_not_wait_yield_every_schedule_every(method: str) -> None:
+    """Calls that find their work done yield to the scheduler once every SCHEDULE_EVERY."""
+    # Within the queues' room: the writer takes one outgoing message and
+    # OUTGOING_QUEUE_SIZE (>= SCHEDULE_EVERY) wait, so no call below waits.
+    count = SCHEDULE_EVERY
+    async with open_connection_pair(message_queue_size=count) as (client, server):
+        if method == "get_message":
+            await _queue_messages(client, server, count)
+        else:
+            await trio.testing.wait_all_tasks_blocked()
+        counter = _StepCounter(trio.lowlevel.current_task())
+        trio.lowlevel.add_instrument(counter)
+        try:
+            for index in range(count):
+                if method == "get_message":
+                    assert await server.get_message() == str(index)
+                else:
+                    await client.send_message(str(index))
+                assert counter.steps == (index + 1) // SCHEDULE_EVERY
+        finally:
+            trio.lowlevel.remove_instrument(counter)
 
 
 # -- pings -------------------------------------------------------------------------------
@@ -489,7 +558,9 @@ async def test_peer_that_stops_reading_blocks_send_message(autojump_clock: trio.
         async with trio.open_nursery() as nursery:
             nursery.start_soon(flood)
             await trio.testing.wait_all_tasks_blocked()
-            assert sent <= 2 * OUTGOING_QUEUE_SIZE + 1
+            # The writer's batch (one handed over, the queue, one from a blocked
+            # sender) and a refilled queue: 2 * OUTGOING_QUEUE_SIZE + 2 at most.
+            assert sent <= 2 * OUTGOING_QUEUE_SIZE + 2
             frames = [await peer.receive_frame() for _ in range(100)]
     assert sent == 100
     assert frames == [Frame(Opcode.BINARY, b"x" * 1000)] * 100

@@ -21,6 +21,7 @@ garbage) and headers that announce absurd lengths.
 from __future__ import annotations
 
 import itertools
+import random
 import struct
 from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
@@ -33,6 +34,7 @@ from trio_wsext.extensions.base import Extension
 from trio_wsext.extensions.permessage_deflate import PerMessageDeflate
 from trio_wsext.frames import Frame, is_valid_close_code
 from trio_wsext.protocol import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     CloseReceived,
     ConnectionFailed,
     Event,
@@ -169,16 +171,30 @@ def feed(
 Action: TypeAlias = tuple[str, object, bool | None]
 
 payloads = st.one_of(st.text(max_size=40), st.binary(max_size=60))
-actions = st.one_of(
-    st.tuples(st.just("message"), payloads, st.sampled_from([None, False])),
-    st.tuples(
-        st.just("fragments"),
-        st.lists(st.binary(max_size=20), min_size=1, max_size=4),
-        st.sampled_from([None, False]),
-    ),
-    st.tuples(st.sampled_from(["ping", "pong"]), st.binary(max_size=10), st.none()),
-    st.tuples(st.just("big"), st.integers(100, 3000), st.sampled_from([None, False])),
-)
+
+
+def actions_up_to(big: int) -> st.SearchStrategy[Action]:
+    """Return the sender's actions, with "big" messages of up to ``big`` bytes."""
+    return st.one_of(
+        st.tuples(st.just("message"), payloads, st.sampled_from([None, False])),
+        st.tuples(
+            st.just("fragments"),
+            st.lists(st.binary(max_size=20), min_size=1, max_size=4),
+            st.sampled_from([None, False]),
+        ),
+        st.tuples(st.sampled_from(["ping", "pong"]), st.binary(max_size=10), st.none()),
+        st.tuples(st.just("big"), st.integers(100, big), st.sampled_from([None, False])),
+    )
+
+
+#: The sender's actions, with messages small enough for SMALL_LIMIT.
+actions = actions_up_to(3000)
+
+
+def big_payload(size: int) -> bytes:
+    """Return ``size`` bytes, half random (incompressible), half repetitive."""
+    half = size // 2
+    return random.Random(size).randbytes(half) + bytes(range(256)) * ((size - half) // 256 + 1)
 
 
 def send_actions(sender: Protocol, script: Sequence[Action], close: bool) -> list[bytes]:
@@ -195,7 +211,7 @@ def send_actions(sender: Protocol, script: Sequence[Action], close: bool) -> lis
             flush()
         elif kind == "big":
             assert isinstance(value, int)
-            sender.send_message(bytes(range(256)) * (value // 256) + b"x" * (value % 256))
+            sender.send_message(big_payload(value))
             flush()
         elif kind == "fragments":
             assert isinstance(value, list)
@@ -314,12 +330,14 @@ MUTATIONS: Final[list[Callable[[list[bytes], st.DrawFn], bytes]]] = [
 
 
 @st.composite
-def mutated_streams(draw: st.DrawFn) -> tuple[Side, ExtensionConfig, bytes, bytes]:
+def mutated_streams(
+    draw: st.DrawFn, script_actions: st.SearchStrategy[Action] = actions, max_actions: int = 10
+) -> tuple[Side, ExtensionConfig, bytes, bytes]:
     """Draw (receiving side, extension config, valid stream, mutated stream)."""
     side = draw(st.sampled_from(SIDES))
     config = draw(st.sampled_from([None, CRASHY, *DEFLATE_CONFIGS]))
     sender = Protocol(other(side), extensions_for(config, other(side)))
-    script = draw(st.lists(actions, min_size=1, max_size=10))
+    script = draw(st.lists(script_actions, min_size=1, max_size=max_actions))
     chunks = send_actions(sender, script, draw(st.booleans()))
     mutation = draw(st.sampled_from(MUTATIONS))
     return side, config, b"".join(chunks), mutation(chunks, draw)
@@ -379,6 +397,27 @@ def test_receiver_survives_mutated_stream_and_keeps_valid_prefix(
         assert events == clean_events(side, config, wire, limit)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    case=mutated_streams(
+        st.tuples(st.just("big"), st.integers(8193, 100_000), st.sampled_from([None, False])),
+        max_actions=2,
+    ),
+    cuts=st.lists(st.integers(0, 400_000), max_size=12),
+)
+def test_receiver_survives_mutated_large_frames(
+    case: tuple[Side, ExtensionConfig, bytes, bytes], cuts: list[int]
+) -> None:
+    """Frames big enough to be collected in chunks fail and recover the same way."""
+    side, config, wire, mutated = case
+    limit = DEFAULT_MAX_MESSAGE_SIZE
+    events = normalized(feed(receiver(side, config, limit), mutated, cuts))
+    intact = clean_events(side, config, wire[: common_prefix(wire, mutated)], limit)
+    assert events[: len(intact)] == intact
+    if mutated == wire:
+        assert events == clean_events(side, config, wire, limit)
+
+
 @FUZZ
 @given(
     side=st.sampled_from(SIDES),
@@ -401,7 +440,7 @@ def test_receiver_gets_every_message_of_a_valid_stream_in_any_split(
             expected.append(value)
         elif kind == "big":
             assert isinstance(value, int)
-            expected.append(bytes(range(256)) * (value // 256) + b"x" * (value % 256))
+            expected.append(big_payload(value))
         elif kind == "fragments":
             assert isinstance(value, list)
             expected.append(b"".join(value))

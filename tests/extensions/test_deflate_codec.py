@@ -15,11 +15,21 @@ from websockets.extensions.permessage_deflate import PerMessageDeflate as Websoc
 from websockets.frames import Frame as WebsocketsFrame, Opcode as WebsocketsOpcode
 
 from trio_wsext.exceptions import PayloadTooBig, ProtocolError
+from trio_wsext.extensions import deflate_codec
 from trio_wsext.extensions.deflate_codec import PerMessageDeflate
 from trio_wsext.frames import Frame, Opcode
 
 TAIL = b"\x00\x00\xff\xff"
 HELLO = b"Hello"
+
+
+@pytest.fixture(autouse=True)
+def stdlib_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compress with the standard library's zlib: these tests pin its exact output.
+
+    zlib-ng, used when installed, has its own tests in test_deflate_backend.py.
+    """
+    monkeypatch.setattr(deflate_codec, "_BACKEND", deflate_codec._STDLIB)
 
 
 def text(data: bytes, *, fin: bool = True, rsv1: bool = False) -> Frame:

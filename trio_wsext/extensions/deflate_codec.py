@@ -27,19 +27,87 @@ most 250, which a peer decoding with a 256-byte window accepts. An 8 is thus
 honoured in every position: announced as 8, compressed with zlib's 9. The
 decompressor also uses 9 for an 8: every valid stream decodes the same, and
 so do the streams of peers whose deflater widened 8 to 9 less carefully.
+
+The backend: when the ``zlib-ng`` package is installed (``pip install
+trio_wsext[fast]``), its ``zlib_ng.zlib_ng`` module, a drop-in for the
+standard library's :mod:`zlib`, compresses and decompresses; otherwise the
+standard library does. Both speak plain DEFLATE, so either end may use
+either (the tests decode each one's streams with the other), and both honour
+``max_length`` and ``unconsumed_tail`` the same way, so inflation stays
+bounded with both. zlib-ng's deflate keeps zlib's ``MAX_DIST`` (its window
+minus 262 bytes), so the window argument above holds for it too. Setting the
+environment variable ``TRIO_WSEXT_DEFLATE_BACKEND=zlib`` keeps the standard
+library even when zlib-ng is installed. :data:`BACKEND` names the one in use.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
-from collections.abc import Mapping
-from typing import Final, final
+from collections.abc import Callable, Mapping
+from typing import Final, Protocol, cast, final
+
+import attrs
 
 from ..exceptions import PayloadTooBig, ProtocolError
 from ..frames import CloseCode, Frame, Opcode
 from .base import Extension
 
-__all__ = ["PerMessageDeflate"]
+__all__ = ["BACKEND", "PerMessageDeflate"]
+
+
+class _Compressor(Protocol):
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self, mode: int, /) -> bytes: ...
+
+
+class _Decompressor(Protocol):
+    @property
+    def unused_data(self) -> bytes: ...
+    @property
+    def eof(self) -> bool: ...
+    def decompress(self, data: bytes, max_length: int = 0, /) -> bytes: ...
+
+
+@attrs.frozen
+class _Backend:
+    """A zlib-compatible module: the standard library's, or zlib-ng's."""
+
+    name: str
+    compressobj: Callable[[int, int, int, int, int], _Compressor]
+    decompressobj: Callable[[int], _Decompressor]
+    error: type[Exception]
+
+
+#: The environment variable that chooses the backend: ``zlib`` keeps the
+#: standard library's even when zlib-ng is installed.
+BACKEND_ENV: Final = "TRIO_WSEXT_DEFLATE_BACKEND"
+
+_STDLIB: Final = _Backend("zlib", zlib.compressobj, zlib.decompressobj, zlib.error)
+
+
+def _load_backend() -> _Backend:
+    """Return zlib-ng's module when installed (unless ``BACKEND_ENV`` says zlib), else zlib's."""
+    if os.environ.get(BACKEND_ENV, "").strip().lower() == "zlib":
+        return _STDLIB
+    try:
+        from zlib_ng import zlib_ng
+    except ImportError:
+        return _STDLIB
+    return _Backend(
+        "zlib-ng",
+        zlib_ng.compressobj,
+        zlib_ng.decompressobj,
+        cast(type[Exception], zlib_ng.error),  # its stub types it as an instance
+    )
+
+
+#: What each new :class:`PerMessageDeflate` compresses with, read when it is built.
+_BACKEND: _Backend = _load_backend()
+
+#: The deflate backend in use: ``"zlib-ng"`` (the ``zlib-ng`` package is
+#: installed) or ``"zlib"`` (the standard library).
+BACKEND: Final = _BACKEND.name
 
 #: RFC 7692 §7.2.1: the sender removes these 4 octets, the empty stored block
 #: that ends a sync flush; RFC 7692 §7.2.2: the receiver appends them again.
@@ -178,6 +246,7 @@ class PerMessageDeflate(Extension):
         settings = check_compress_settings(compress_settings)
         check_threshold(threshold)
         self._zlib_settings = {**_ZLIB_DEFAULTS, **settings}
+        self._backend = _BACKEND
         super().__init__(self.name)
         self._is_server = is_server
         self._server_max_window_bits = server_max_window_bits
@@ -201,10 +270,10 @@ class PerMessageDeflate(Extension):
         self._remote_wbits = -max(remote_bits, _ZLIB_MIN_WINDOW_BITS)
 
         # Send side: touched only by encode().
-        self._compressor: zlib._Compress | None = None
+        self._compressor: _Compressor | None = None
         self._compressing = False  # is the message being sent compressed?
         # Receive side: touched only by decode().
-        self._decompressor: zlib._Decompress | None = None
+        self._decompressor: _Decompressor | None = None
         self._decompressing = False  # is the message being received compressed?
         self._stream_ended = False  # did a BFINAL block end the stream in this message?
 
@@ -287,7 +356,7 @@ class PerMessageDeflate(Extension):
         compressor = self._compressor
         if compressor is None:
             zlib_settings = self._zlib_settings
-            compressor = self._compressor = zlib.compressobj(
+            compressor = self._compressor = self._backend.compressobj(
                 zlib_settings["level"],
                 zlib.DEFLATED,
                 self._local_wbits,
@@ -364,14 +433,14 @@ class PerMessageDeflate(Extension):
             while chunk:
                 decompressor = self._decompressor
                 if decompressor is None:
-                    decompressor = self._decompressor = zlib.decompressobj(
-                        wbits=self._remote_wbits
+                    decompressor = self._decompressor = self._backend.decompressobj(
+                        self._remote_wbits
                     )
                 # max_length 0 means "no limit" to zlib; budget + 1 is never 0.
                 room = 0 if budget is None else budget - produced + 1
                 try:
                     output = decompressor.decompress(chunk, room)
-                except zlib.error as exc:
+                except self._backend.error as exc:
                     # RFC 6455 §7.4.1: 1007 is for "data within a message that
                     # was not consistent with the type of the message".
                     raise ProtocolError(

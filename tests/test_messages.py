@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from trio_wsext.exceptions import PayloadTooBig, ProtocolError
@@ -367,3 +369,19 @@ def test_framer_fragment_refuses_other_types() -> None:
     """A fragment of another type is a TypeError naming the type."""
     with pytest.raises(TypeError, match=r"^fragment must be str or bytes-like .*, not list$"):
         MessageFramer().fragment([1], text=False, fin=True, compress=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("opcode", [Opcode.TEXT, Opcode.BINARY], ids=["text", "binary"])
+def test_assembler_holds_no_object_per_empty_continuation_frame(opcode: Opcode) -> None:
+    """A flood of empty continuation frames keeps one buffer, not a part per frame."""
+    assembler = MessageAssembler(max_size=10)
+    assembler.check_frame(opcode)
+    assert assembler.receive_frame(Frame(opcode, b"ab", fin=False)) is None
+    for _ in range(10_000):
+        assembler.check_frame(Opcode.CONT)
+        assert assembler.receive_frame(Frame(Opcode.CONT, b"", fin=False)) is None
+    held = sys.getsizeof(assembler._parts) + sys.getsizeof(assembler._text_parts)
+    assert held < 1_000
+    assembler.check_frame(Opcode.CONT)
+    message = assembler.receive_frame(Frame(Opcode.CONT, b"c", fin=True))
+    assert message == ("abc" if opcode is Opcode.TEXT else b"abc")

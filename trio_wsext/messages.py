@@ -21,6 +21,7 @@ both: one ``bytes.decode`` for text, no decoder object and no list.
 from __future__ import annotations
 
 import codecs
+import io
 from typing import Final
 
 from .exceptions import PayloadTooBig, ProtocolError
@@ -98,8 +99,12 @@ class MessageAssembler:
         self._opcode: Opcode | None = None
         #: Decoded bytes of the message in progress so far (0 between messages).
         self.size = 0
-        self._parts: list[bytes] = []
-        self._text_parts: list[str] = []
+        # A fragmented message accumulates in one growing buffer, never in a
+        # list of parts: a peer sending millions of empty or 1-byte frames
+        # would otherwise hold a Python object per frame while the size
+        # budget barely moves.
+        self._parts = bytearray()
+        self._text_parts: io.StringIO | None = None
         #: One decoder for the connection, reset at the start of each fragmented text message.
         self._decoder = _Utf8Decoder()
 
@@ -171,22 +176,26 @@ class MessageAssembler:
         if opcode is _TEXT:
             decoder = self._decoder
             try:
-                self._text_parts.append(decoder.decode(data, frame.fin))
+                text = decoder.decode(data, frame.fin)
             except UnicodeDecodeError as exc:
                 raise _invalid_utf8(exc) from exc
+            if text:
+                if self._text_parts is None:
+                    self._text_parts = io.StringIO()
+                self._text_parts.write(text)
             if not frame.fin:
                 self._check_pending(decoder)
         else:
-            self._parts.append(data)
+            self._parts += data
         if not frame.fin:
             return None
         message: str | bytes
         if opcode is _TEXT:
-            message = "".join(self._text_parts)
-            self._text_parts = []
+            message = self._text_parts.getvalue() if self._text_parts is not None else ""
+            self._text_parts = None
         else:
-            message = b"".join(self._parts)
-            self._parts = []
+            message = bytes(self._parts)
+            self._parts = bytearray()
         self._opcode = None
         self.size = 0
         return message

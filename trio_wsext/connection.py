@@ -4,15 +4,24 @@ Strategy: a :class:`WebSocketConnection` owns a :class:`trio.abc.Stream` and a
 sans-I/O :class:`~trio_wsext.protocol.Protocol`, and does all its I/O in
 background tasks started by ``await nursery.start(connection._run)``:
 
-- The **reader** does one ``receive_some`` of up to 64 KiB, feeds the
-  protocol's receive side and handles every event. Whole messages go into a
-  channel of ``message_queue_size``; when it is full the reader stops reading,
-  so TCP pushes back on the peer.
-- The **writer** drains a bounded channel of outgoing items, runs the
-  protocol's send side on the whole batch and hands the bytes to one
-  ``send_all``: frames never interleave, the compressor's state is advanced by
-  this task only, and a peer that stops reading makes ``send_message`` wait.
+- The **reader** (the ``_run`` task itself) does one ``receive_some`` of up
+  to 64 KiB, feeds the protocol's receive side and handles every event. Whole
+  messages go into a :class:`~trio_wsext.queues.MessageQueue` of
+  ``message_queue_size``; when it is full the reader stops reading, so TCP
+  pushes back on the peer.
+- The **writer** takes everything waiting in a bounded
+  :class:`~trio_wsext.queues.OutgoingQueue`, runs the protocol's send side on
+  the whole batch and hands the bytes to one ``send_all``: frames never
+  interleave, the compressor's state is advanced by this task only, and a peer
+  that stops reading makes ``send_message`` wait.
 - The optional **keepalive** task pings every ``ping_interval`` seconds.
+
+Per message, nothing waits that need not: the reader hands a message to a
+waiting ``get_message`` directly, a message finds room in a queue without a
+scheduler round, and public calls yield only every :data:`SCHEDULE_EVERY`
+calls when they do not wait (each still honours cancellation). Measured with
+``python -m benchmarks`` (issue 6): a scheduler round per message per task
+was most of the cost of a small message.
 
 Only the reader touches the protocol's receive side and only the writer its
 send side, so either may run in a worker thread for a large message while the
@@ -50,6 +59,7 @@ from .protocol import (
     Protocol,
     Side,
 )
+from .queues import MessageQueue, OutgoingQueue
 
 __all__ = [
     "ConnectionStatistics",
@@ -122,8 +132,8 @@ class ConnectionStatistics:
     """Bytes read from the stream after the opening handshake, framing included."""
 
 
-# Items of the outgoing channel. A bare ``None`` only wakes the writer up so
-# that it looks at the control slots (automatic pongs, keepalive pings).
+# Items of the outgoing queue: a message to send with the default compression
+# is its bare ``str``/``bytes`` (no object per message); the rest are these.
 @attrs.frozen
 class _SendMessage:
     data: str | bytes
@@ -140,7 +150,7 @@ class _SendPong:
     payload: bytes
 
 
-_Outgoing: TypeAlias = _SendMessage | _SendPing | _SendPong | None
+_Outgoing: TypeAlias = str | bytes | _SendMessage | _SendPing | _SendPong
 
 
 class WebSocketConnection(trio.abc.AsyncResource):
@@ -176,6 +186,47 @@ class WebSocketConnection(trio.abc.AsyncResource):
     Raises:
         ValueError, TypeError: an argument is out of range or of the wrong type.
     """
+
+    # Slots, not a __dict__: an idle server holds thousands of these.
+    __slots__ = (
+        "_close_cause",
+        "_close_received",
+        "_close_request",
+        "_close_sent",
+        "_close_timed_out",
+        "_closed",
+        "_discard_incoming",
+        "_disconnect_timeout",
+        "_done",
+        "_extra_data",
+        "_failing",
+        "_finishing",
+        "_incoming",
+        "_is_client",
+        "_local",
+        "_local_close",
+        "_offload",
+        "_outgoing",
+        "_path",
+        "_pending_keepalive",
+        "_pending_pong",
+        "_pending_receive_bytes",
+        "_ping_interval",
+        "_ping_timeout",
+        "_pings",
+        "_protocol",
+        "_receive_done",
+        "_receive_size",
+        "_remote",
+        "_request_headers",
+        "_response_headers",
+        "_scope",
+        "_stream",
+        "_subprotocol",
+        "_unscheduled_calls",
+        "_wire_bytes_received",
+        "_wire_bytes_sent",
+    )
 
     def __init__(
         self,
@@ -224,12 +275,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
         # Offload big messages to a thread only where an extension does work.
         self._offload = bool(extensions)
 
-        self._message_send, self._message_receive = trio.open_memory_channel[str | bytes](
-            message_queue_size
-        )
-        self._outgoing_send, self._outgoing_receive = trio.open_memory_channel[_Outgoing](
-            OUTGOING_QUEUE_SIZE
-        )
+        self._incoming: MessageQueue[str | bytes] = MessageQueue(message_queue_size)
+        self._outgoing: OutgoingQueue[_Outgoing] = OutgoingQueue(OUTGOING_QUEUE_SIZE)
         # Control slots, answered ahead of queued messages. RFC 6455 §5.5.3: an
         # endpoint "MAY elect to send a Pong frame for only the most recently
         # processed Ping frame", so one slot bounds what a ping flood costs.
@@ -343,7 +390,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
     # ------------------------------------------------------------------ public API
 
     async def send_message(
-        self, message: str | bytes | bytearray | memoryview, *, compress: bool | None = None
+        self,
+        message: str | bytes | bytearray | memoryview,
+        *,
+        compress: bool | None = None,
     ) -> None:
         """Send one message: ``str`` as a text frame, anything bytes-like as binary.
 
@@ -381,7 +431,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
         if compress is not None and not isinstance(compress, bool):
             raise TypeError(f"compress must be True, False or None, not {compress!r}")
-        await self._queue(_SendMessage(data, compress))
+        await self._queue(data if compress is None else _SendMessage(data, compress))
 
     async def get_message(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
@@ -404,7 +454,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             raise self._connection_closed()
         await checkpoint_if_cancelled()
         try:
-            data = self._message_receive.receive_nowait()
+            data = self._incoming.get_nowait()
         except trio.WouldBlock:
             pass  # wait below
         except trio.EndOfChannel:
@@ -417,7 +467,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
                 await cancel_shielded_checkpoint()
             return data
         try:
-            return await self._message_receive.receive()
+            return await self._incoming.get()
         except trio.EndOfChannel:
             raise self._connection_closed() from self._close_cause
 
@@ -533,20 +583,18 @@ class WebSocketConnection(trio.abc.AsyncResource):
             raise self._connection_closed()
         await checkpoint_if_cancelled()
         try:
-            self._outgoing_send.send_nowait(item)
-        except trio.WouldBlock:
-            pass  # wait below
+            queued = self._outgoing.put_nowait(item)
         except trio.ClosedResourceError:
             await cancel_shielded_checkpoint()
             raise self._connection_closed() from self._close_cause
-        else:
+        if queued:
             self._unscheduled_calls += 1
             if self._unscheduled_calls >= SCHEDULE_EVERY:
                 self._unscheduled_calls = 0
                 await cancel_shielded_checkpoint()
             return
         try:
-            await self._outgoing_send.send(item)
+            await self._outgoing.put(item)
         except trio.ClosedResourceError:
             raise self._connection_closed() from self._close_cause
 
@@ -554,24 +602,18 @@ class WebSocketConnection(trio.abc.AsyncResource):
         return self._close_request is not None
 
     def _wake_writer(self) -> None:
-        # A full channel means the writer has work and will see the slot anyway.
-        with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
-            self._outgoing_send.send_nowait(None)
+        self._outgoing.wake()
 
     def _drain_incoming(self) -> None:
         """Discard queued incoming messages, unblocking a reader waiting on a full queue."""
-        while True:
-            try:
-                self._message_receive.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                return
+        self._incoming.clear()
 
     def _request_close(self, code: int, reason: str) -> None:
         """Ask the writer to send a close frame after what is queued, and start the clock."""
         self._close_request = (code, reason)
         # Senders blocked on a full queue get ClosedResourceError -> ConnectionClosed;
-        # the writer sends what is buffered, then sees EndOfChannel and sends the close.
-        self._outgoing_send.close()
+        # the writer sends what is queued, then sees the queue's end and sends the close.
+        self._outgoing.close()
         if self._scope is not None:
             deadline = trio.current_time() + self._disconnect_timeout
             self._scope.deadline = min(self._scope.deadline, deadline)
@@ -588,7 +630,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._close_cause = cause
         self._discard_incoming = True
         self._receive_done = True
-        self._message_send.close()  # get_message: what is queued, then ConnectionClosed
+        self._incoming.close()  # get_message: what is queued, then ConnectionClosed
         if self._close_request is None and is_valid_close_code(code):
             self._failing = True
             self._request_close(code, reason)
@@ -607,14 +649,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def _finish(self) -> None:
         """Stop the background tasks; ``_run`` then closes the stream."""
         self._finishing = True
-        self._outgoing_send.close()
+        self._outgoing.close()
         if self._scope is not None:
             self._scope.cancel()
 
     def _finish_unstarted(self) -> None:
         self._finishing = True
-        self._outgoing_send.close()
-        self._message_send.close()
+        self._outgoing.close()
+        self._incoming.close()
         self._pings.close()
         self._done.set()
 
@@ -640,11 +682,13 @@ class WebSocketConnection(trio.abc.AsyncResource):
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
-                nursery.start_soon(self._reader_task)
                 nursery.start_soon(self._writer_task)
                 if self._ping_interval is not None:
                     nursery.start_soon(self._keepalive_task, self._ping_interval)
                 task_status.started()
+                # The reader runs in this task, not a child: one task less
+                # per connection (~2 KiB of an idle connection's memory).
+                await self._reader_task()
             if self._scope.cancelled_caught and not self._finishing:
                 # The disconnect_timeout deadline ended the tasks.
                 self._close_timed_out = not self._close_received
@@ -655,8 +699,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
                     CloseCode.ABNORMAL_CLOSURE, "connection task cancelled"
                 )
             self._finishing = True
-            self._outgoing_send.close()
-            self._message_send.close()
+            self._outgoing.close()
+            self._incoming.close()
             self._pings.close()
             try:
                 # aclose() closes the stream even when cancelled; a broken one
@@ -707,14 +751,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
     async def _handle_event(self, event: Event) -> None:
         match event:
             case Message(data=data):
-                if not self._discard_incoming:
-                    # A full queue stops reading here. ClosedResourceError: the
-                    # connection failed meanwhile (keepalive); drop the message.
-                    with contextlib.suppress(trio.ClosedResourceError):
-                        try:
-                            self._message_send.send_nowait(data)
-                        except trio.WouldBlock:
-                            await self._message_send.send(data)
+                # A full queue stops reading here. A closed one (the
+                # connection failed meanwhile: keepalive) drops the message.
+                if not self._discard_incoming and not self._incoming.put_nowait(data):
+                    await self._incoming.put(data)
             case Ping(payload=payload):
                 if self._close_request is None:
                     self._pending_pong = payload
@@ -728,7 +768,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     def _on_close_received(self, code: int, reason: str) -> None:
         self._close_received = True
-        self._message_send.close()  # no message can follow a close frame
+        self._incoming.close()  # no message can follow a close frame
         if self._closed is None:
             self._closed = CloseReason.from_code(code, reason or None)
         if self._close_request is None:
@@ -746,23 +786,18 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._connection_lost(None, "stream ended without a close frame")
 
     async def _writer_task(self) -> None:
-        receive = self._outgoing_receive
+        queue = self._outgoing
         try:
             while True:
-                batch: list[_Outgoing] = []
-                end = False
-                if self._pending_pong is None and self._pending_keepalive is None:
-                    try:
-                        batch.append(await receive.receive())
-                    except trio.EndOfChannel:
-                        end = True
-                while not end:
-                    try:
-                        batch.append(receive.receive_nowait())
-                    except trio.WouldBlock:
-                        break
-                    except trio.EndOfChannel:
-                        end = True
+                batch, end = queue.take()
+                if (
+                    not batch
+                    and not end
+                    and self._pending_pong is None
+                    and self._pending_keepalive is None
+                ):
+                    await queue.wait()
+                    continue
                 await self._write_batch(batch, end)
                 if end:
                     return
@@ -783,9 +818,14 @@ class WebSocketConnection(trio.abc.AsyncResource):
             payload, self._pending_keepalive = self._pending_keepalive, None
             protocol.send_ping(payload)
         for item in batch:
-            if item is None or self._failing:
-                continue  # a wake-up, or a failing connection sends only its close
-            if isinstance(item, _SendMessage):
+            if self._failing:
+                break  # a failing connection sends only its close
+            if isinstance(item, str | bytes):
+                if self._offload and len(item) >= THREAD_SEND_THRESHOLD:
+                    await trio.to_thread.run_sync(protocol.send_message, item)
+                else:
+                    protocol.send_message(item)
+            elif isinstance(item, _SendMessage):
                 if self._offload and len(item.data) >= THREAD_SEND_THRESHOLD:
                     send = functools.partial(
                         protocol.send_message, item.data, compress=item.compress

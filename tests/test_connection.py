@@ -294,6 +294,50 @@ async def test_keepalive_keeps_an_idle_connection_open(autojump_clock: trio.abc.
         assert client.statistics().wire_bytes_sent >= 12 * 10
 
 
+async def test_keepalive_deadline_on_a_reader_at_a_full_queue_loses_nothing(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """The keepalive interrupts a reader waiting for queue room: it pings, then goes on whole."""
+    async with open_connection_pair(ping_interval=1, ping_timeout=30, message_queue_size=1) as (
+        client,
+        server,
+    ):
+        for index in range(5):
+            await client.send_message(f"{index}:" + "x" * 1000)
+        await trio.sleep(10)  # the server's reader waits for room; its deadline fires meanwhile
+        assert server.statistics().wire_bytes_sent >= 6  # its keepalive ping went out
+        with trio.fail_after(1):  # a lost message would leave get_message waiting
+            received = [await server.get_message() for _ in range(5)]
+        assert received == [f"{index}:" + "x" * 1000 for index in range(5)]
+        assert server.closed is None
+
+
+async def test_keepalive_pings_every_interval_while_messages_flow(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Traffic does not hold pings back: one per interval, whatever else is received."""
+    async with open_raw_pair(ping_interval=5, ping_timeout=5) as (connection, peer):
+        pings = 0
+
+        async def answer_pings() -> None:
+            nonlocal pings
+            while True:
+                frame = await peer.receive_frame()
+                assert frame.opcode is Opcode.PING
+                await peer.send_frame(Frame(Opcode.PONG, frame.data))
+                pings += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(answer_pings)
+            for second in range(32):
+                await peer.send_frame(Frame(Opcode.TEXT, str(second).encode()))
+                assert await connection.get_message() == str(second)
+                await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+        assert pings == 6  # at 5, 10, ... 30 s
+        assert connection.closed is None
+
+
 @pytest.mark.parametrize("client", [True, False], ids=["client", "server"])
 async def test_keepalive_closes_with_1011_when_the_pong_is_late(
     autojump_clock: trio.abc.Clock, client: bool

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import Final, TypeAlias
 
@@ -48,7 +49,7 @@ from .exceptions import ConnectionClosed
 from .extensions.base import Extension
 from .frames import Close, CloseCode, CloseReason, is_valid_close_code
 from .options import check_connection_options
-from .pings import MAX_CONTROL_PAYLOAD, PingTracker
+from .pings import MAX_CONTROL_PAYLOAD, PingTracker, PingWaiter
 from .protocol import (
     CloseReceived,
     ConnectionFailed,
@@ -198,6 +199,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         "_discard_incoming",
         "_disconnect_timeout",
         "_done",
+        "_eof",
+        "_event_index",
+        "_events",
         "_extra_data",
         "_failing",
         "_finishing",
@@ -296,6 +300,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         self._finishing = False
         self._close_timed_out = False
         self._pending_receive_bytes = 0
+        self._events: list[Event] = []  # the last read's events, handled up to _event_index
+        self._event_index = 0
+        self._eof = False
         self._wire_bytes_sent = 0
         self._wire_bytes_received = 0
         self._scope: trio.CancelScope | None = None
@@ -683,8 +690,6 @@ class WebSocketConnection(trio.abc.AsyncResource):
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
                 nursery.start_soon(self._writer_task)
-                if self._ping_interval is not None:
-                    nursery.start_soon(self._keepalive_task, self._ping_interval)
                 task_status.started()
                 # The reader runs in this task, not a child: one task less
                 # per connection (~2 KiB of an idle connection's memory).
@@ -715,27 +720,51 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     async def _reader_task(self) -> None:
         try:
-            if self._extra_data:
-                extra, self._extra_data = self._extra_data, b""
-                self._wire_bytes_received += len(extra)
-                await self._receive(extra)
-            while not self._receive_done:
-                data = await self._stream.receive_some(self._receive_size)
-                self._wire_bytes_received += len(data)
-                await self._receive(data)
-                if not data:
-                    self._on_eof()
-                    return
+            if self._ping_interval is None:
+                await self._read()
+            else:
+                await self._read_with_keepalive(self._ping_interval, self._ping_timeout)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._connection_lost(exc, "stream broke while reading")
         except Exception as exc:
             logger.exception("%s: reader failed", repr(self))
             self._fail(CloseCode.INTERNAL_ERROR, "internal error", exc)
 
-    async def _receive(self, data: bytes | bytearray) -> None:
+    async def _read(self) -> None:
+        """Read, parse and hand on events until the receive side is done.
+
+        Cancel-safe, so that the keepalive deadline may interrupt it anywhere
+        and call it again: ``receive_some`` loses nothing when cancelled, the
+        protocol is fed without a checkpoint (or shielded, in a thread), and
+        an event leaves :attr:`_events` only once handled.
+        """
+        while True:
+            events = self._events
+            while self._event_index < len(events):
+                if self._receive_done:
+                    return
+                await self._handle_event(events[self._event_index])
+                self._event_index += 1
+            if self._receive_done:
+                return
+            if self._eof:
+                self._on_eof()
+                return
+            if self._extra_data:
+                data: bytes | bytearray = self._extra_data
+                self._extra_data = b""
+            else:
+                data = await self._stream.receive_some(self._receive_size)
+                self._eof = not data
+            self._wire_bytes_received += len(data)
+            await self._feed(data)
+
+    async def _feed(self, data: bytes | bytearray) -> None:
+        """Feed the protocol's receive side and keep its events for :meth:`_read`."""
         protocol = self._protocol
         if self._offload and self._pending_receive_bytes + len(data) >= THREAD_RECEIVE_THRESHOLD:
-            await trio.to_thread.run_sync(protocol.receive_data, data)
+            with trio.CancelScope(shield=True):  # the data must reach the protocol
+                await trio.to_thread.run_sync(protocol.receive_data, data)
         else:
             protocol.receive_data(data)
         events = protocol.events_received()
@@ -743,10 +772,48 @@ class WebSocketConnection(trio.abc.AsyncResource):
             self._pending_receive_bytes = 0
         else:
             self._pending_receive_bytes += len(data)
-        for event in events:
-            if self._receive_done:
+        self._events = events
+        self._event_index = 0
+
+    async def _read_with_keepalive(self, interval: float, pong_timeout: float | None) -> None:
+        """:meth:`_read`, pinging every ``interval`` s; 1011 if a pong takes ``pong_timeout``.
+
+        The keepalive is a deadline on the reader, not a task of its own: an
+        idle connection costs one task less (~2-3 KiB), and no message pays
+        for it. A ping goes out ``interval`` seconds after the previous one if
+        that one's pong came by then; otherwise at its pong deadline, where a
+        pong still missing fails the connection.
+        """
+        now = trio.current_time()
+        next_ping = now + interval
+        waiter: PingWaiter | None = None
+        pong_deadline = math.inf
+        while True:
+            deadline = pong_deadline if next_ping <= now else min(next_ping, pong_deadline)
+            with trio.CancelScope(deadline=deadline):
+                await self._read()
                 return
-            await self._handle_event(event)
+            now = trio.current_time()
+            if self._closing():
+                break  # no more pings: the closing handshake has its own timeout
+            if waiter is not None:
+                if not waiter.answered and now >= pong_deadline:
+                    # websockets does the same: "keepalive ping timeout", code 1011.
+                    self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", None)
+                    break
+                if waiter.answered:
+                    waiter, pong_deadline = None, math.inf
+            if waiter is None and now >= next_ping:
+                payload, waiter = self._pings.add()
+                self._pending_keepalive = payload
+                self._wake_writer()
+                next_ping = now + interval
+                if pong_timeout is None:
+                    self._pings.forget(payload, waiter)  # never fail: nothing to wait for
+                    waiter = None
+                else:
+                    pong_deadline = now + pong_timeout
+        await self._read()
 
     async def _handle_event(self, event: Event) -> None:
         match event:
@@ -848,23 +915,3 @@ class WebSocketConnection(trio.abc.AsyncResource):
         if sending_close:
             self._close_sent = True
             self._close_handshake_progress()
-
-    async def _keepalive_task(self, interval: float) -> None:
-        timeout = self._ping_timeout
-        while not self._closing():
-            await trio.sleep(interval)
-            if self._closing():
-                return
-            payload, waiter = self._pings.add()
-            self._pending_keepalive = payload
-            self._wake_writer()
-            if timeout is None:
-                self._pings.forget(payload, waiter)  # never fail: nothing to wait for
-                continue
-            with trio.move_on_after(timeout):
-                await waiter.event.wait()
-            if not waiter.event.is_set():
-                self._pings.forget(payload, waiter)
-                # websockets does the same: "keepalive ping timeout", code 1011.
-                self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", None)
-                return

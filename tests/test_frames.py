@@ -20,6 +20,7 @@ from trio_wsext.frames import (
     Opcode,
     apply_mask,
     close_code_name,
+    frame_unchecked,
     is_valid_close_code,
     serialize_frame,
 )
@@ -141,6 +142,16 @@ def test_frame_is_immutable() -> None:
     frame = Frame(Opcode.TEXT, b"x")
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         frame.fin = False  # type: ignore[misc]
+
+
+def test_frame_unchecked_equals_frame_and_is_frozen() -> None:
+    """The converter-free constructor builds the same value, as frozen."""
+    frame = frame_unchecked(Opcode.CONT, b"x", False, True, False, True)
+    assert frame == Frame(Opcode.CONT, b"x", fin=False, rsv1=True, rsv3=True)
+    assert hash(frame) == hash(Frame(Opcode.CONT, b"x", fin=False, rsv1=True, rsv3=True))
+    assert frame_unchecked(Opcode.PING, b"") == Frame(Opcode.PING, b"")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        frame.fin = True  # type: ignore[misc]
 
 
 def test_frame_replace_and_namedtuple_alias() -> None:
@@ -333,6 +344,16 @@ def test_serialize_reserved_bits() -> None:
     frame = Frame(Opcode.TEXT, b"", fin=False, rsv1=True, rsv2=True, rsv3=True)
     assert serialize_frame(frame, mask=False) == b"\x71\x00"
     assert serialize_frame(Frame(Opcode.TEXT, b"", rsv2=True), mask=False) == b"\xa1\x00"
+
+
+@pytest.mark.parametrize("size", [5, 9000], ids=str)
+def test_serialize_masks_with_the_given_key(size: int) -> None:
+    """A key passed by the caller is the one on the wire and in the XOR."""
+    data = _pattern(size)
+    wire = serialize_frame(Frame(Opcode.TEXT, data), mask=True, key=RFC_KEY)
+    offset = 2 if size < 126 else 4
+    assert wire[offset : offset + 4] == RFC_KEY
+    assert wire[offset + 4 :] == bytes(b ^ RFC_KEY[i % 4] for i, b in enumerate(data))
 
 
 def test_serialize_masked_uses_a_fresh_key() -> None:

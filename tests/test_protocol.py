@@ -259,6 +259,28 @@ def test_sender_masks_only_as_client(side: Side) -> None:
         assert frames[0][2:6] != frames[1][2:6]
 
 
+def test_client_draws_masking_keys_64_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One os.urandom call per 64 frames; every frame has its own key from it."""
+    calls: list[int] = []
+    real_urandom = os.urandom
+
+    def urandom(n: int) -> bytes:
+        calls.append(n)
+        return real_urandom(n)
+
+    monkeypatch.setattr("trio_wsext.protocol.os.urandom", urandom)
+    protocol = Protocol(Side.CLIENT)
+    for index in range(130):
+        protocol.send_message(index.to_bytes(2, "big"))
+    wire = protocol.data_to_send()
+    assert calls == [256, 256, 256]
+    keys = [wire[i + 2 : i + 6] for i in range(0, len(wire), 8)]
+    assert len(set(keys)) == 130
+    assert [
+        apply_mask(wire[i + 6 : i + 8], wire[i + 2 : i + 6]) for i in range(0, len(wire), 8)
+    ] == [index.to_bytes(2, "big") for index in range(130)]
+
+
 # -- round trips -------------------------------------------------------------------
 
 

@@ -127,6 +127,37 @@ class Frame:
     _replace = replace
 
 
+_new_object: Final = object.__new__
+# The slots' own setters: attrs' __init__ of a frozen class runs converters
+# and goes through object.__setattr__ per field (measured ~700 ns a frame).
+_set_opcode, _set_data, _set_fin, _set_rsv1, _set_rsv2, _set_rsv3 = (
+    Frame.__dict__[name].__set__ for name in ("opcode", "data", "fin", "rsv1", "rsv2", "rsv3")
+)
+
+
+def frame_unchecked(
+    opcode: Opcode,
+    data: bytes,
+    fin: bool = True,
+    rsv1: bool = False,
+    rsv2: bool = False,
+    rsv3: bool = False,
+) -> Frame:
+    """Build a :class:`Frame` without its converters, for hot paths.
+
+    The caller guarantees what the converters would ensure: ``opcode`` is an
+    :class:`Opcode` and ``data`` is ``bytes``. The frame is as frozen as any.
+    """
+    frame: Frame = _new_object(Frame)
+    _set_opcode(frame, opcode)
+    _set_data(frame, data)
+    _set_fin(frame, fin)
+    _set_rsv1(frame, rsv1)
+    _set_rsv2(frame, rsv2)
+    _set_rsv3(frame, rsv3)
+    return frame
+
+
 @attrs.frozen
 class CloseReason:
     """Why a connection closed, as :attr:`WebSocketConnection.closed` reports it.
@@ -278,10 +309,16 @@ _pack_medium: Final = struct.Struct("!BBH").pack
 _pack_long: Final = struct.Struct("!BBQ").pack
 
 
-def serialize_frame(frame: Frame, *, mask: bool) -> bytes:
+def serialize_frame(frame: Frame, *, mask: bool, key: bytes | None = None) -> bytes:
     """Return ``frame`` as wire bytes; clients pass ``mask=True``.
 
     RFC 6455 §5.3: a client MUST mask every frame; a server MUST NOT mask any.
+
+    Args:
+        frame: the frame.
+        mask: whether to mask it (on a client).
+        key: the 4-byte masking key when ``mask`` is true, drawn by the
+            caller from a strong source of entropy; ``None``: ``os.urandom(4)``.
     """
     head = (
         (0x80 if frame.fin else 0)
@@ -301,7 +338,8 @@ def serialize_frame(frame: Frame, *, mask: bool) -> bytes:
         header = _pack_long(head, mask_bit | 127, length)
     if not mask:
         return header + data
-    key = os.urandom(4)
+    if key is None:
+        key = os.urandom(4)
     if length < _TRANSLATE_MASK_FROM:
         return b"".join((header, key, apply_mask(data, key)))
     # One buffer for the whole frame, masked in place: one copy of the
@@ -399,7 +437,12 @@ class FrameParser:
             offset += 8
             if length >> 63:
                 raise ProtocolError("frame length has its most significant bit set")
-        self._check_header(head, opcode_value, masked, length, max_size)
+        if (
+            opcode_value > 0x2  # control frames and reserved opcodes: the full checks
+            or masked != self._require_mask
+            or (max_size is not None and length > max_size)
+        ):
+            self._check_header(head, opcode_value, masked, length, max_size)
         start = offset + 4 if masked else offset
         end = start + length
         if len(buf) < end:
@@ -411,7 +454,12 @@ class FrameParser:
         if masked:
             key = bytes(buf[offset:start])
             if length < _TRANSLATE_MASK_FROM:
-                data = apply_mask(memoryview(buf)[start:end], key)
+                # apply_mask's integer path, inline: most frames are small.
+                repeated = key * (length // 4 + 1)
+                value = int.from_bytes(buf[start:end], "little") ^ int.from_bytes(
+                    repeated[:length], "little"
+                )
+                data = value.to_bytes(length, "little")
             else:
                 # Unmask a copy in place: two copies, not three.
                 payload = buf[start:end]
@@ -422,7 +470,7 @@ class FrameParser:
             # copy twice (measured: 1 MiB in 34 us against 600 us).
             data = bytes(memoryview(buf)[start:end]) if length > 4096 else bytes(buf[start:end])
         self._pos = end
-        return Frame(
+        return frame_unchecked(
             _OPCODES[opcode_value],
             data,
             bool(head & 0x80),
@@ -478,7 +526,7 @@ class FrameParser:
         self._large_key = None
         self._large_parts = []
         self._large_received = 0
-        return Frame(
+        return frame_unchecked(
             _OPCODES[head & 0x0F],
             data,
             bool(head & 0x80),

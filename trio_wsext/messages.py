@@ -25,7 +25,7 @@ import io
 from typing import Final
 
 from .exceptions import PayloadTooBig, ProtocolError
-from .frames import Frame, Opcode
+from .frames import Frame, Opcode, frame_unchecked
 
 __all__ = ["MessageAssembler", "MessageFramer", "check_reserved_bits"]
 
@@ -244,7 +244,9 @@ class MessageFramer:
             # RFC 6455 §5.4: fragments of two messages MUST NOT be interleaved.
             raise ProtocolError("cannot send a message while a fragmented message is in progress")
         if type(data) is str:
-            return Frame(_TEXT, data.encode("utf-8"))
+            return frame_unchecked(_TEXT, data.encode("utf-8"))
+        if type(data) is bytes:
+            return frame_unchecked(_BINARY, data)
         if isinstance(data, bytes | bytearray | memoryview):
             return Frame(_BINARY, data)
         raise TypeError(

@@ -50,7 +50,7 @@ from typing import Final, Protocol, cast, final
 import attrs
 
 from ..exceptions import PayloadTooBig, ProtocolError
-from ..frames import CloseCode, Frame, Opcode
+from ..frames import CloseCode, Frame, Opcode, frame_unchecked
 from .base import Extension
 
 __all__ = ["BACKEND", "PerMessageDeflate"]
@@ -371,7 +371,9 @@ class PerMessageDeflate(Extension):
             self._compressing = False
             if self._local_no_context_takeover:
                 self._compressor = None
-        return Frame(opcode, data, frame.fin, opcode is not Opcode.CONT, frame.rsv2, frame.rsv3)
+        return frame_unchecked(
+            opcode, data, frame.fin, opcode is not Opcode.CONT, frame.rsv2, frame.rsv3
+        )
 
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
         """Decompress an incoming data frame of a compressed message.
@@ -416,7 +418,7 @@ class PerMessageDeflate(Extension):
             if self._remote_no_context_takeover or self._stream_ended:
                 self._decompressor = None
                 self._stream_ended = False
-        return Frame(opcode, data, frame.fin, False, frame.rsv2, frame.rsv3)
+        return frame_unchecked(opcode, data, frame.fin, False, frame.rsv2, frame.rsv3)
 
     def _inflate(self, data: bytes, fin: bool, max_size: int | None) -> bytes:
         """Inflate one frame's data (and the tail after the last), within ``max_size``."""

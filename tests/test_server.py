@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import ssl
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -104,6 +106,27 @@ async def test_server_accepts_and_negotiates_deflate_by_default(
         assert [type(ext) for ext in client.extensions] == [PerMessageDeflate]
         assert [type(ext) for ext in connections[0].extensions] == [PerMessageDeflate]
         assert client.statistics().wire_bytes_sent < 600  # compressed
+        await client.aclose()
+
+
+async def test_accepted_request_lets_go_of_its_opening_handshake(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Once accepted, nothing keeps the h11 handshake state alive for the connection's life."""
+    handshakes: list[weakref.ref[object]] = []
+
+    async def handler(request: WebSocketRequest) -> None:
+        handshakes.append(weakref.ref(request._handshake))
+        ws = await request.accept()
+        gc.collect()
+        await ws.send_message("alive" if handshakes[0]() is None else "leaked")
+        with pytest.raises(RuntimeError, match=r"^this request was already accepted$"):
+            await request.reject(400)
+        await ws.get_message()
+
+    async with serving(handler) as listener, trio.open_nursery() as nursery:
+        client = await handshake_client(nursery, await listener.connect())
+        assert await client.get_message() == "alive"
         await client.aclose()
 
 

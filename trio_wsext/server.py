@@ -85,7 +85,8 @@ class WebSocketRequest:
         options: _Options,
     ) -> None:
         self._stream = stream
-        self._handshake = handshake
+        # Dropped once accepted: its h11 state (~1 KiB) would live as long as the connection.
+        self._handshake: ServerHandshake | None = handshake
         self._request = request
         self._nursery = nursery
         self._options = options
@@ -132,9 +133,10 @@ class WebSocketRequest:
     def __repr__(self) -> str:
         return f"<WebSocketRequest {self.path!r} from {self._remote}>"
 
-    def _check_unanswered(self) -> None:
-        if self._answer is not None:
+    def _check_unanswered(self) -> ServerHandshake:
+        if self._answer is not None or self._handshake is None:
             raise RuntimeError(f"this request was already {self._answer}")
+        return self._handshake
 
     async def accept(
         self, subprotocol: str | None = None, extra_headers: ExtraHeaders = None
@@ -164,15 +166,16 @@ class WebSocketRequest:
         Cancellation while the 101 is sent leaves the request answered but
         without a connection; the server then closes the stream.
         """
-        self._check_unanswered()
+        handshake = self._check_unanswered()
         options = self._options
-        response, extensions, response_headers = self._handshake.accept(
+        response, extensions, response_headers = handshake.accept(
             self._request,
             subprotocol=subprotocol,
             extra_headers=extra_headers,
             extensions=options.extensions,
         )
         self._answer = "accepted"
+        self._handshake = None
         try:
             await self._stream.send_all(response)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
@@ -219,8 +222,8 @@ class WebSocketRequest:
         A client that already went away is not an error. Cancellation closes
         the stream, maybe before the whole response was sent.
         """
-        self._check_unanswered()
-        response = self._handshake.reject(status_code, extra_headers=extra_headers, body=body)
+        handshake = self._check_unanswered()
+        response = handshake.reject(status_code, extra_headers=extra_headers, body=body)
         self._answer = "rejected"
         await _send_and_close(self._stream, response)
 
@@ -426,6 +429,7 @@ class WebSocketServer:
             handshake, request = received
             async with trio.open_nursery() as nursery:
                 ws_request = WebSocketRequest(stream, handshake, request, nursery, self._options)
+                del received, handshake  # ws_request drops its h11 state once answered
                 await self._run_handler(ws_request)
         finally:
             await trio.aclose_forcefully(stream)
@@ -461,7 +465,7 @@ class WebSocketServer:
         if connection is not None:
             code = CloseCode.INTERNAL_ERROR if crashed else CloseCode.NORMAL_CLOSURE
             await connection.aclose(code)
-        elif request._answer is None and crashed:
+        elif request._handshake is not None and request._answer is None and crashed:
             await _send_and_close(
                 request._stream,
                 request._handshake.reject(

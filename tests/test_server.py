@@ -570,3 +570,30 @@ async def test_plain_client_on_a_tls_server_is_dropped_and_the_server_goes_on(
             async with open_websocket_url(url, tls_client_context) as ws:
                 await ws.send_message("fine")
                 assert await ws.get_message() == "fine"
+
+
+async def test_server_lingers_after_error_response_so_client_can_finish_sending() -> None:
+    """After an HTTP error the server half-closes and drains, so the answer is not reset away."""
+    from trio_wsext.server import _send_and_close
+
+    client, server = trio.testing.memory_stream_pair()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_send_and_close, server, b"HTTP/1.1 431 Too Large\r\n\r\n")
+        received = b""
+        while chunk := await client.receive_some():
+            received += chunk
+        assert received == b"HTTP/1.1 431 Too Large\r\n\r\n"  # then EOF: a half-close
+        await client.send_all(b"x" * 100_000)  # the rest of an oversized head: still read
+        await client.aclose()
+
+
+async def test_server_linger_is_bounded_in_time(autojump_clock: trio.abc.Clock) -> None:
+    """A client that neither reads nor closes holds the server for LINGER_SECONDS at most."""
+    from trio_wsext.server import LINGER_SECONDS, _send_and_close
+
+    client, server = trio.testing.memory_stream_pair()
+    start = trio.current_time()
+    await _send_and_close(server, b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    assert trio.current_time() - start == pytest.approx(LINGER_SECONDS)
+    with pytest.raises(trio.BrokenResourceError):
+        await client.send_all(b"more")

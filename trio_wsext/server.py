@@ -52,6 +52,13 @@ HANDSHAKE_RECEIVE_SIZE: Final = 65536
 #: RFC 9110 §15.6.1, "500 (Internal Server Error) ... an unexpected condition".
 HANDLER_ERROR_STATUS: Final = 500
 
+#: How long, and how much, the server keeps reading (and dropping) what a
+#: client still sends after an HTTP error or rejection, so that closing does
+#: not reset the response away (nginx's lingering close: 5 s, unbounded;
+#: 1 s and 1 MiB are enough for a client that sent a too-large head).
+LINGER_SECONDS: Final = 1.0
+LINGER_BYTES: Final = 2**20
+
 
 @attrs.frozen
 class _Options:
@@ -229,8 +236,26 @@ class WebSocketRequest:
 
 
 async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
+    """Send an HTTP error or rejection, then close without resetting it away.
+
+    Closing a TCP socket with unread bytes in its receive buffer makes the
+    kernel send a reset, which can destroy the response before the client
+    reads it (a 431 for an oversized head is the usual case). So, like
+    nginx's lingering close, a half-closeable stream is shut for writing and
+    what the client still sends is read and dropped, for at most
+    ``LINGER_SECONDS`` and ``LINGER_BYTES``, before the stream is closed.
+    """
     try:
         await stream.send_all(response)
+        if isinstance(stream, trio.abc.HalfCloseableStream):
+            await stream.send_eof()
+            with trio.move_on_after(LINGER_SECONDS):
+                drained = 0
+                while drained < LINGER_BYTES:
+                    data = await stream.receive_some(HANDSHAKE_RECEIVE_SIZE)
+                    if not data:
+                        break
+                    drained += len(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         logger.debug("client went away before the HTTP response was sent")
     finally:

@@ -73,6 +73,45 @@ class _Options:
     ping_interval: float | None
     ping_timeout: float | None
 
+    @classmethod
+    def build(
+        cls,
+        *,
+        extensions: Sequence[ServerExtensionFactory] | None,
+        compression: str | None,
+        message_queue_size: int,
+        max_message_size: int | None,
+        receive_buffer_size: int | None,
+        connect_timeout: float,
+        disconnect_timeout: float,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+    ) -> _Options:
+        """Check a server's options and settle its extension factories.
+
+        Raises:
+            ValueError, TypeError: an option is invalid; the message names it.
+        """
+        check_connection_options(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout,
+        )
+        return cls(
+            extensions=_server_extensions(extensions, compression),
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+
 
 @final
 class WebSocketRequest:
@@ -371,29 +410,21 @@ class WebSocketServer:
     ) -> None:
         if not listeners:
             raise ValueError("listeners must contain at least one listener")
-        check_connection_options(
+        self._options = _Options.build(
+            extensions=extensions,
+            compression=compression,
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
-            connect_timeout=connect_timeout,
         )
         self._handler = handler
         self._listeners = list(listeners)
         self._handler_nursery = handler_nursery
         self._endpoints = [listener_endpoint(listener) for listener in self._listeners]
-        self._options = _Options(
-            extensions=_server_extensions(extensions, compression),
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-        )
 
     @property
     def port(self) -> int:
@@ -547,15 +578,16 @@ async def serve_websocket(
         OSError: the address cannot be bound.
         ValueError, TypeError: an option is out of range (before binding).
     """
-    _server_extensions(extensions, compression)  # ValueError before binding
-    check_connection_options(
+    _Options.build(  # ValueError/TypeError before binding
+        extensions=extensions,
+        compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
         receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
-        connect_timeout=connect_timeout,
     )
     listeners: Sequence[trio.abc.Listener[trio.abc.Stream]]
     if ssl_context is None:
@@ -634,17 +666,9 @@ async def wrap_server_stream(
     Whenever it raises after reading began, or is cancelled, the stream is
     closed.
     """
-    check_connection_options(
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        connect_timeout=connect_timeout,
-    )
-    options = _Options(
-        extensions=_server_extensions(extensions, compression),
+    options = _Options.build(
+        extensions=extensions,
+        compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
         receive_buffer_size=receive_buffer_size,

@@ -128,8 +128,8 @@ async def open_connection_pair(
         server_stream, is_client=False, extensions=server_extensions, **options
     )
     async with trio.open_nursery() as nursery:
-        await nursery.start(client._run)
-        await nursery.start(server._run)
+        await nursery.start(client.run)
+        await nursery.start(server.run)
         yield client, server
         nursery.cancel_scope.cancel()
 
@@ -189,7 +189,7 @@ async def open_raw_pair(
         ours, theirs = trio.testing.memory_stream_pair()
     connection = WebSocketConnection(ours, is_client=client, **options)
     async with trio.open_nursery() as nursery:
-        await nursery.start(connection._run)
+        await nursery.start(connection.run)
         yield connection, RawPeer(theirs, is_client=not client)
         nursery.cancel_scope.cancel()
 
@@ -266,7 +266,7 @@ async def handshake_client(
         extra_data=result.extra_data,
         **options,
     )
-    await nursery.start(connection._run)
+    await nursery.start(connection.run)
     return connection
 
 

@@ -12,7 +12,6 @@ import trio.testing
 from helpers import open_connection_pair, open_raw_pair
 
 from trio_wsext.connection import (
-    OUTGOING_QUEUE_SIZE,
     RECEIVE_SIZE,
     SCHEDULE_EVERY,
     THREAD_SEND_THRESHOLD,
@@ -179,8 +178,7 @@ class _StepCounter(trio.abc.Instrument):
 @pytest.mark.parametrize("method", ["get_message", "send_message"])
 async def test_calls_that_do_not_wait_yield_every_schedule_every(method: str) -> None:
     """Calls that find their work done yield to the scheduler once every SCHEDULE_EVERY."""
-    # Within the queues' room: the writer takes one outgoing message and
-    # OUTGOING_QUEUE_SIZE (>= SCHEDULE_EVERY) wait, so no call below waits.
+    # Within the queue's room and the write limit, so no call below waits.
     count = SCHEDULE_EVERY
     async with open_connection_pair(message_queue_size=count) as (client, server):
         if method == "get_message":
@@ -571,16 +569,16 @@ class _FailingEncoder(Extension):
 async def test_extension_error_while_sending_fails_with_1011_and_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An extension's encode raising: the writer logs it, fails with 1011, never raises."""
+    """An extension's encode raising: logged once, the sender gets 1011 with the cause."""
     async with open_connection_pair(client_extensions=[_FailingEncoder()]) as (client, server):
         with caplog.at_level(logging.ERROR, logger="trio_wsext.connection"):
-            await client.send_message("boom")
             with pytest.raises(ConnectionClosed, match=r"^1011 \(INTERNAL_ERROR\)") as caught:
+                await client.send_message("boom")
+            with pytest.raises(ConnectionClosed, match=r"^1011 \(INTERNAL_ERROR\)"):
                 await client.get_message()
         assert isinstance(caught.value.__cause__, RuntimeError)
-        assert [record.message for record in caplog.records] == [
-            "<WebSocketConnection client '/' open>: writer failed"
-        ]
+        assert [record.message.endswith(": sending failed") for record in caplog.records] == [True]
+        assert caplog.records[0].exc_info is not None
         with pytest.raises(ConnectionClosed):
             await server.get_message()
 
@@ -588,26 +586,34 @@ async def test_extension_error_while_sending_fails_with_1011_and_is_logged(
 # -- backpressure ------------------------------------------------------------------------
 
 
-async def test_peer_that_stops_reading_blocks_send_message(autojump_clock: trio.abc.Clock) -> None:
-    """A peer that reads nothing: send_message waits instead of queueing without bound."""
+@pytest.mark.parametrize("write_limit", [0, 4096, 65536])
+async def test_peer_that_stops_reading_blocks_send_message(
+    autojump_clock: trio.abc.Clock, write_limit: int
+) -> None:
+    """A peer that reads nothing: send_message waits once write_limit bytes wait."""
     sent = 0
-    async with open_raw_pair(lockstep=True) as (connection, peer):
+    frame_size = 4 + 1000  # a 126-length header, unmasked (the server side)
+    async with open_raw_pair(client=False, lockstep=True, write_limit=write_limit) as (
+        connection,
+        peer,
+    ):
 
         async def flood() -> None:
             nonlocal sent
-            for _ in range(100):
+            for _ in range(200):
                 await connection.send_message(b"x" * 1000)
                 sent += 1
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(flood)
             await trio.testing.wait_all_tasks_blocked()
-            # The writer's batch (one handed over, the queue, one from a blocked
-            # sender) and a refilled queue: 2 * OUTGOING_QUEUE_SIZE + 2 at most.
-            assert sent <= 2 * OUTGOING_QUEUE_SIZE + 2
-            frames = [await peer.receive_frame() for _ in range(100)]
-    assert sent == 100
-    assert frames == [Frame(Opcode.BINARY, b"x" * 1000)] * 100
+            # Senders wait once more than write_limit bytes wait: one more
+            # message than fits, at most.
+            assert sent * frame_size <= write_limit + frame_size
+            assert sent == write_limit // frame_size + 1
+            frames = [await peer.receive_frame() for _ in range(200)]
+    assert sent == 200
+    assert frames == [Frame(Opcode.BINARY, b"x" * 1000)] * 200
 
 
 async def test_full_incoming_queue_stops_reading(autojump_clock: trio.abc.Clock) -> None:
@@ -802,7 +808,7 @@ async def test_first_frames_behind_the_handshake_are_not_lost() -> None:
     first = b"\x81\x05early"  # a server's unmasked text frame
     connection = WebSocketConnection(ours, is_client=True, extra_data=first, ping_interval=None)
     async with trio.open_nursery() as nursery:
-        await nursery.start(connection._run)
+        await nursery.start(connection.run)
         assert await connection.get_message() == "early"
         assert connection.statistics().wire_bytes_received == len(first)
         nursery.cancel_scope.cancel()
@@ -833,7 +839,7 @@ async def test_stream_broken_while_reading_becomes_1006_with_cause() -> None:
     ours, _ = trio.testing.memory_stream_pair()
     connection = WebSocketConnection(_BreakingStream(ours), is_client=True, ping_interval=None)
     async with trio.open_nursery() as nursery:
-        await nursery.start(connection._run)
+        await nursery.start(connection.run)
         with pytest.raises(
             ConnectionClosed, match=r"^1006 .* stream broke while reading$"
         ) as caught:
@@ -850,16 +856,14 @@ async def test_bug_in_the_receive_path_fails_with_1011_and_is_logged(
         def broken(data: bytes) -> None:
             raise RuntimeError("receive bug")
 
-        monkeypatch.setattr(server._protocol, "receive_data", broken)
+        monkeypatch.setattr(server._engine.protocol, "receive_data", broken)
         with caplog.at_level(logging.ERROR, logger="trio_wsext.connection"):
             await client.send_message("x")
             with pytest.raises(
                 ConnectionClosed, match=r"^1011 \(INTERNAL_ERROR\) internal error$"
             ):
                 await client.get_message()
-        assert [r.getMessage() for r in caplog.records] == [
-            "<WebSocketConnection server '/' open>: reader failed"
-        ]
+        assert [r.getMessage().endswith(": reader failed") for r in caplog.records] == [True]
 
 
 async def test_keepalive_without_timeout_pings_and_never_fails(

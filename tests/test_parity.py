@@ -213,7 +213,7 @@ async def test_receive_buffer_size_reaches_both_connections_over_tcp() -> None:
 
     async def handler(request: WebSocketRequest) -> None:
         ws = await request.accept()
-        sizes["server"] = ws._receive_size  # no public reader of it, as in trio-websocket
+        sizes["server"] = ws._engine._receive_size  # no public reader of it, as in trio-websocket
         await ws.send_message(await ws.get_message())
 
     with trio.fail_after(10):
@@ -224,7 +224,7 @@ async def test_receive_buffer_size_reaches_both_connections_over_tcp() -> None:
             async with open_websocket(
                 "127.0.0.1", server.port, receive_buffer_size=5, ping_interval=None
             ) as ws:
-                sizes["client"] = ws._receive_size
+                sizes["client"] = ws._engine._receive_size
                 await ws.send_message("x" * 100)
                 assert await ws.get_message() == "x" * 100
             nursery.cancel_scope.cancel()

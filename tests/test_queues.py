@@ -1,4 +1,4 @@
-"""The connection's two bounded queues: order, bounds, waiting, cancellation and closing."""
+"""The connection's queues: order, room, hand-over, cancellation, closing and turns."""
 
 from __future__ import annotations
 
@@ -6,46 +6,28 @@ import pytest
 import trio
 import trio.testing
 
-from trio_wsext.queues import MessageQueue, OutgoingQueue
+from trio_wsext.queues import MessageQueue, TurnQueue
 
 # -- MessageQueue --------------------------------------------------------------------------
 
 
-async def test_message_queue_is_fifo_and_bounded() -> None:
-    """put_nowait queues up to size items, then says False; get_nowait takes the oldest."""
+async def test_message_queue_is_fifo_and_says_when_it_is_full() -> None:
+    """has_room is True below size; put never refuses; get_nowait takes the oldest."""
     queue: MessageQueue[str] = MessageQueue(2)
-    assert [queue.put_nowait("a"), queue.put_nowait("b"), queue.put_nowait("c")] == [
-        True,
-        True,
-        False,
-    ]
-    assert len(queue) == 2
-    assert [queue.get_nowait(), queue.get_nowait()] == ["a", "b"]
+    room = []
+    for item in "abc":
+        room.append(queue.has_room())
+        queue.put(item)
+    assert room == [True, True, False]
+    assert not queue.has_room()
+    assert len(queue) == 3
+    assert [queue.get_nowait(), queue.get_nowait(), queue.get_nowait()] == ["a", "b", "c"]
     with pytest.raises(trio.WouldBlock):
         queue.get_nowait()
 
 
-async def test_message_queue_put_waits_for_room() -> None:
-    """A full queue: put waits until a consumer takes a message, then queues its own."""
-    queue: MessageQueue[str] = MessageQueue(1)
-    queue.put_nowait("a")
-    done: list[bool] = []
-
-    async def producer() -> None:
-        await queue.put("b")
-        done.append(True)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(producer)
-        await trio.testing.wait_all_tasks_blocked()
-        assert done == []
-        assert queue.get_nowait() == "a"
-    assert done == [True]
-    assert queue.get_nowait() == "b"
-
-
 async def test_message_queue_hands_a_message_to_a_waiting_consumer() -> None:
-    """A consumer waiting in get receives the next message directly."""
+    """A consumer waiting in get receives the next message directly, without queueing it."""
     queue: MessageQueue[str] = MessageQueue(0)
     received: list[str] = []
 
@@ -53,47 +35,51 @@ async def test_message_queue_hands_a_message_to_a_waiting_consumer() -> None:
         received.append(await queue.get())
 
     async with trio.open_nursery() as nursery:
+        assert not queue.has_room()
         nursery.start_soon(consumer)
         await trio.testing.wait_all_tasks_blocked()
-        assert queue.put_nowait("hello")
+        assert queue.has_room()  # size 0: room only for a waiting task
+        queue.put("hello")
+        assert not queue.has_room()
+        assert len(queue) == 0
     assert received == ["hello"]
-    assert len(queue) == 0
 
 
-async def test_message_queue_of_size_zero_is_a_rendezvous(autojump_clock: trio.abc.Clock) -> None:
-    """Size 0: put waits until a consumer waits, and hands the message over."""
-    queue: MessageQueue[str] = MessageQueue(0)
-    assert not queue.put_nowait("early")
-    received: list[str] = []
+async def test_message_queue_hands_over_in_arrival_order() -> None:
+    """Several waiting consumers get the messages in the order they started waiting."""
+    queue: MessageQueue[int] = MessageQueue(0)
+    received: list[tuple[int, int]] = []
 
-    async def consumer() -> None:
-        await trio.sleep(1)
-        received.append(await queue.get())
+    async def consumer(name: int) -> None:
+        received.append((name, await queue.get()))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(consumer)
-        with trio.fail_after(5):
-            await queue.put("message")
-    assert received == ["message"]
+        for name in range(3):
+            nursery.start_soon(consumer, name)
+            await trio.testing.wait_all_tasks_blocked()
+        for item in (10, 11, 12):
+            queue.put(item)
+    # trio runs the woken tasks in random order: compare who got what, not when.
+    assert dict(received) == {0: 10, 1: 11, 2: 12}
 
 
 async def test_message_queue_cancelled_get_loses_nothing(autojump_clock: trio.abc.Clock) -> None:
-    """A consumer cancelled while waiting takes nothing; the next message stays queued."""
+    """A cancelled get leaves no waiter behind: the next message is queued, not lost."""
     queue: MessageQueue[str] = MessageQueue(1)
-    with trio.move_on_after(1) as scope:
+    with trio.move_on_after(1):
         await queue.get()
-    assert scope.cancelled_caught
-    assert queue.put_nowait("kept")
-    assert queue.get_nowait() == "kept"
+    assert not queue._getters
+    queue.put("a")
+    assert queue.get_nowait() == "a"
 
 
 async def test_message_queue_close_lets_queued_messages_be_taken_first() -> None:
-    """After close: the queued messages, then EndOfChannel; puts are dropped."""
-    queue: MessageQueue[str] = MessageQueue(4)
-    queue.put_nowait("a")
+    """After close, queued messages come out, then EndOfChannel; later puts are dropped."""
+    queue: MessageQueue[str] = MessageQueue(2)
+    queue.put("a")
     queue.close()
-    assert queue.put_nowait("dropped")
-    await queue.put("dropped too")
+    queue.put("b")
+    assert queue.closed
     assert queue.get_nowait() == "a"
     with pytest.raises(trio.EndOfChannel):
         queue.get_nowait()
@@ -102,133 +88,100 @@ async def test_message_queue_close_lets_queued_messages_be_taken_first() -> None
 async def test_message_queue_close_wakes_waiting_consumers() -> None:
     """Consumers waiting when the queue closes get EndOfChannel."""
     queue: MessageQueue[str] = MessageQueue(1)
-    ended = 0
+    ended: list[bool] = []
 
     async def consumer() -> None:
-        nonlocal ended
         with pytest.raises(trio.EndOfChannel):
             await queue.get()
-        ended += 1
+        ended.append(True)
 
     async with trio.open_nursery() as nursery:
-        for _ in range(3):
-            nursery.start_soon(consumer)
+        nursery.start_soon(consumer)
+        nursery.start_soon(consumer)
         await trio.testing.wait_all_tasks_blocked()
         queue.close()
-    assert ended == 3
+    assert ended == [True, True]
 
 
-async def test_message_queue_clear_discards_and_unblocks_the_producer() -> None:
-    """clear() empties the queue; a producer waiting for room queues its message."""
+async def test_message_queue_clear_discards_everything() -> None:
+    """clear empties the queue, so there is room again."""
     queue: MessageQueue[str] = MessageQueue(1)
-    queue.put_nowait("old")
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.put, "new")
-        await trio.testing.wait_all_tasks_blocked()
-        queue.clear()
-    assert queue.get_nowait() == "new"
+    queue.put("a")
+    assert not queue.has_room()
+    queue.clear()
+    assert queue.has_room()
+    with pytest.raises(trio.WouldBlock):
+        queue.get_nowait()
 
 
-# -- OutgoingQueue -------------------------------------------------------------------------
+# -- TurnQueue --------------------------------------------------------------------------
 
 
-async def test_outgoing_queue_take_returns_everything_in_order() -> None:
-    """take() returns every queued item, oldest first, and whether it is the end."""
-    queue: OutgoingQueue[int] = OutgoingQueue(3)
-    assert [queue.put_nowait(1), queue.put_nowait(2), queue.put_nowait(3)] == [True] * 3
-    assert not queue.put_nowait(4)
-    assert queue.take() == ([1, 2, 3], False)
-    assert queue.take() == ([], False)
+async def test_turn_queue_wakes_one_task_at_a_time_in_arrival_order() -> None:
+    """wake_one picks the oldest waiting task, and only that one."""
+    turns = TurnQueue()
+    woken: list[int] = []
 
-
-async def test_outgoing_queue_waiting_senders_move_in_whole_and_in_order() -> None:
-    """Senders waiting for room are queued in arrival order when the writer takes a batch."""
-    queue: OutgoingQueue[int] = OutgoingQueue(2)
-    queue.put_nowait(1)
-    queue.put_nowait(2)
-    returned: list[int] = []
-
-    async def sender(item: int) -> None:
-        await queue.put(item)
-        returned.append(item)
+    async def waiter(name: int) -> None:
+        await turns.wait()
+        woken.append(name)
 
     async with trio.open_nursery() as nursery:
-        for item in (3, 4, 5):
-            nursery.start_soon(sender, item)
+        for name in range(3):
+            nursery.start_soon(waiter, name)
             await trio.testing.wait_all_tasks_blocked()
-        assert queue.take() == ([1, 2], False)
-        await trio.testing.wait_all_tasks_blocked()
-        assert sorted(returned) == [3, 4]  # both woken (in any order), items queued in order
-        assert queue.take() == ([3, 4], False)
-    assert queue.take() == ([5], False)
+        assert turns
+        for expected in ([0], [0, 1], [0, 1, 2]):
+            turns.wake_one()
+            await trio.testing.wait_all_tasks_blocked()
+            assert woken == expected
+        assert not turns
+        turns.wake_one()  # nobody waits: nothing happens
 
 
-async def test_outgoing_queue_cancelled_sender_queues_nothing(
-    autojump_clock: trio.abc.Clock,
-) -> None:
-    """A sender cancelled while waiting for room leaves its item out."""
-    queue: OutgoingQueue[int] = OutgoingQueue(1)
-    queue.put_nowait(1)
-    with trio.move_on_after(1) as scope:
-        await queue.put(2)
-    assert scope.cancelled_caught
-    assert queue.take() == ([1], False)
-    assert queue.take() == ([], False)
+async def test_turn_queue_cancelled_wait_leaves_no_trace(autojump_clock: trio.abc.Clock) -> None:
+    """A cancelled waiter is gone: the next wake_one goes to the task behind it."""
+    turns = TurnQueue()
+    woken: list[str] = []
 
-
-async def test_outgoing_queue_close_refuses_senders_and_keeps_the_queue() -> None:
-    """close(): waiting and new senders get ClosedResourceError; queued items stay, then end."""
-    queue: OutgoingQueue[int] = OutgoingQueue(1)
-    queue.put_nowait(1)
-    refused = 0
-
-    async def sender() -> None:
-        nonlocal refused
-        with pytest.raises(trio.ClosedResourceError):
-            await queue.put(2)
-        refused += 1
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(sender)
-        await trio.testing.wait_all_tasks_blocked()
-        queue.close()
-    assert refused == 1
-    assert queue.closed
-    with pytest.raises(trio.ClosedResourceError):
-        queue.put_nowait(3)
-    assert queue.take() == ([1], True)
-
-
-@pytest.mark.parametrize("how", ["put_nowait", "wake", "close"])
-async def test_outgoing_queue_wait_returns_on_work(how: str) -> None:
-    """The writer waiting in wait() wakes for an item, a wake() or close()."""
-    queue: OutgoingQueue[int] = OutgoingQueue(1)
-    woke = False
-
-    async def writer() -> None:
-        nonlocal woke
-        await queue.wait()
-        woke = True
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(writer)
-        await trio.testing.wait_all_tasks_blocked()
-        assert not woke
-        if how == "put_nowait":
-            queue.put_nowait(1)
-        elif how == "wake":
-            queue.wake()
+    async def waiter(name: str, scope: trio.CancelScope | None = None) -> None:
+        if scope is None:
+            await turns.wait()
         else:
-            queue.close()
-    assert woke
+            with scope:
+                await turns.wait()
+        woken.append(name)
+
+    scope = trio.CancelScope()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter, "cancelled", scope)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(waiter, "second")
+        await trio.testing.wait_all_tasks_blocked()
+        scope.cancel()
+        await trio.testing.wait_all_tasks_blocked()
+        assert woken == ["cancelled"]  # it left its with-block by cancellation
+        turns.wake_one()
+    assert woken == ["cancelled", "second"]
 
 
-async def test_outgoing_queue_cancelled_wait_leaves_no_writer_behind(
-    autojump_clock: trio.abc.Clock,
-) -> None:
-    """A cancelled wait() unregisters the writer: a later wake() wakes nobody."""
-    queue: OutgoingQueue[int] = OutgoingQueue(1)
-    with trio.move_on_after(1):
-        await queue.wait()
-    queue.wake()  # nothing to reschedule: would raise if a stale task were registered
-    assert queue.put_nowait(1)
+async def test_turn_queue_close_raises_a_new_error_in_every_waiter_and_later() -> None:
+    """close wakes every waiter with its own exception; later waits raise at once."""
+    turns = TurnQueue()
+    errors: list[BaseException] = []
+
+    async def waiter() -> None:
+        try:
+            await turns.wait()
+        except ValueError as exc:
+            errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        turns.close(lambda: ValueError("closed"))
+    assert len(errors) == 2
+    assert errors[0] is not errors[1]
+    with pytest.raises(ValueError, match="closed"):
+        await turns.wait()

@@ -232,7 +232,7 @@ async def _start_client(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
         )
-        await nursery.start(connection._run)
+        await nursery.start(connection.run)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
@@ -567,39 +567,50 @@ async def open_websocket(
     """
     error: BaseException | None = None
     connection: WebSocketConnection | None = None
-    async with trio.open_nursery() as nursery:
-        try:
-            connection = await connect_websocket(
-                nursery,
-                host,
-                port,
-                resource,
-                use_ssl=use_ssl,
-                subprotocols=subprotocols,
-                extra_headers=extra_headers,
-                extensions=extensions,
-                compression=compression,
-                message_queue_size=message_queue_size,
-                max_message_size=max_message_size,
-                receive_buffer_size=receive_buffer_size,
-                connect_timeout=connect_timeout,
-                disconnect_timeout=disconnect_timeout,
-                ping_interval=ping_interval,
-                ping_timeout=ping_timeout,
-            )
-        except BaseException as exc:
-            # Raised outside the nursery below, so that it is not wrapped.
-            error = exc
-        if connection is not None:
+    # Shielded once the block raised, so that its exception leaves unchanged:
+    # an enclosing deadline that expires during the close (or at the
+    # nursery's exit, a checkpoint too) would otherwise replace it with a
+    # Cancelled that the deadline's own scope then swallows.
+    guard = trio.CancelScope()
+    with guard:
+        async with trio.open_nursery() as nursery:
             try:
-                yield connection
+                connection = await connect_websocket(
+                    nursery,
+                    host,
+                    port,
+                    resource,
+                    use_ssl=use_ssl,
+                    subprotocols=subprotocols,
+                    extra_headers=extra_headers,
+                    extensions=extensions,
+                    compression=compression,
+                    message_queue_size=message_queue_size,
+                    max_message_size=max_message_size,
+                    receive_buffer_size=receive_buffer_size,
+                    connect_timeout=connect_timeout,
+                    disconnect_timeout=disconnect_timeout,
+                    ping_interval=ping_interval,
+                    ping_timeout=ping_timeout,
+                )
             except BaseException as exc:
+                # Raised outside the nursery below, so that it is not wrapped.
                 error = exc
-            code = CloseCode.NORMAL_CLOSURE if error is None else CloseCode.INTERNAL_ERROR
-            await connection.aclose(code)
+            if connection is not None:
+                try:
+                    yield connection
+                except BaseException as exc:
+                    error = exc
+                if error is None:
+                    await connection.aclose(CloseCode.NORMAL_CLOSURE)
+                else:
+                    guard.shield = True
+                    with trio.move_on_after(disconnect_timeout):  # bounded all the same
+                        await connection.aclose(CloseCode.INTERNAL_ERROR)
+                    nursery.cancel_scope.cancel()
     if error is not None:
         raise error
-    if connection is not None and connection._close_timed_out:
+    if connection is not None and connection.closing_timed_out:
         raise DisconnectionTimeout(
             f"the server did not finish the closing handshake within {disconnect_timeout} seconds"
         )

@@ -1,68 +1,43 @@
-"""The trio side of a WebSocket connection: the public API of :class:`WebSocketConnection`.
+"""An open WebSocket connection: :class:`WebSocketConnection`, what users call.
 
-Strategy: a :class:`WebSocketConnection` owns a :class:`trio.abc.Stream` and a
-sans-I/O :class:`~trio_wsext.protocol.Protocol`, and does all its I/O in
-background tasks started by ``await nursery.start(connection._run)``: a reader,
-a writer and an optional keepalive. They, the connection's state and its close
-logic live in its base class, :class:`~trio_wsext.tasks.ConnectionTasks`; this
-module holds what users call and :class:`ConnectionStatistics`.
-
-Per message, nothing waits that need not: the reader hands a message to a
-waiting ``get_message`` directly, a message finds room in a queue without a
-scheduler round, and public calls yield only every :data:`SCHEDULE_EVERY`
-calls when they do not wait (each still honours cancellation). Measured with
-``python -m benchmarks`` (issue 6): a scheduler round per message per task
-was most of the cost of a small message.
+Strategy: a :class:`WebSocketConnection` holds the opening handshake's
+results (path, subprotocol, headers) and a
+:class:`~trio_wsext.engine.ConnectionEngine`, which owns the stream, the
+sans-I/O protocol, the reader and writer and the close state; every method
+here checks its arguments and hands over to it. Start one over a stream whose
+handshake is done with ``await nursery.start(connection.run)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
 import attrs
 import trio
-from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
 from .endpoints import Endpoint
-from .exceptions import ConnectionClosed
-from .extensions.base import Extension
-from .frames import Close, CloseCode, CloseReason, is_valid_close_code
-from .pings import MAX_CONTROL_PAYLOAD
-
-# The constants the reader and the writer use live with them in .tasks; they
-# are re-exported here, their home before the split, where users import them.
-from .tasks import (
-    OUTGOING_QUEUE_SIZE as OUTGOING_QUEUE_SIZE,
+from .engine import (
+    DEFAULT_WRITE_LIMIT as DEFAULT_WRITE_LIMIT,
     RECEIVE_SIZE as RECEIVE_SIZE,
+    SCHEDULE_EVERY as SCHEDULE_EVERY,
     THREAD_RECEIVE_THRESHOLD as THREAD_RECEIVE_THRESHOLD,
     THREAD_SEND_THRESHOLD as THREAD_SEND_THRESHOLD,
-    ConnectionTasks,
-    _Outgoing,
-    _SendMessage,
-    _SendPing,
-    _SendPong,
+    ConnectionEngine,
+    check_control_payload,
 )
+from .exceptions import ConnectionClosed
+from .extensions.base import Extension
+from .frames import CloseCode, CloseReason
 
 __all__ = [
     "ConnectionStatistics",
     "WebSocketConnection",
 ]
 
-
-#: A :meth:`~WebSocketConnection.get_message` or
-#: :meth:`~WebSocketConnection.send_message` that finds its work done without
-#: waiting (a message already queued, room in the outgoing queue) yields to the
-#: scheduler only once every this many calls; every call still raises
-#: ``Cancelled`` in a cancelled scope. A yield costs a full scheduler round
-#: (~5 µs on CPython 3.11), more than the rest of the call; 16 is
-#: ``message_queue_size``'s default, so a reader of a full queue yields once
-#: per queue's worth.
-SCHEDULE_EVERY: Final = 16
-
 #: Close codes after which ``async for message in ws`` ends instead of raising:
-#: API.md's 1000 and 1001, and 1005 (a close frame without a code, which
-#: browsers send for ``ws.close()``), as websockets does.
+#: 1000 and 1001, and 1005 (a close frame without a code, which browsers send
+#: for ``ws.close()``), as websockets does.
 NORMAL_CLOSE_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
@@ -92,13 +67,21 @@ class ConnectionStatistics:
     """Bytes read from the stream after the opening handshake, framing included."""
 
 
-class WebSocketConnection(ConnectionTasks):
+class WebSocketConnection(trio.abc.AsyncResource):
     """An open WebSocket connection, client or server side, over any trio stream.
 
     Users get one from :func:`~trio_wsext.open_websocket` and friends or from
     :meth:`~trio_wsext.WebSocketRequest.accept`. To run one over a stream whose
     opening handshake is already done (an in-memory pair in a test, say),
-    construct it and start it with ``await nursery.start(connection._run)``.
+    construct it and start it with ``await nursery.start(connection.run)``.
+
+    Memory per connection is bounded (``Q`` = ``message_queue_size``, ``M`` =
+    ``max_message_size``, ``R`` = ``receive_buffer_size``, ``W`` =
+    ``write_limit``): incoming, ``Q`` decoded messages queued plus one being
+    assembled (``(Q + 1) * M`` bytes) and at most ``R`` received bytes not
+    parsed yet (or one frame being collected) -- with the queue full, the
+    rest waits in TCP buffers, compressed; outgoing, ``W`` bytes waiting for the wire plus the
+    message each sending task has framed.
 
     Args:
         stream: the byte stream, after the opening handshake.
@@ -109,25 +92,91 @@ class WebSocketConnection(ConnectionTasks):
         request_headers: the opening handshake's request headers.
         response_headers: the opening handshake's response headers.
         extra_data: bytes received after the handshake: the first frames.
-        message_queue_size: whole incoming messages buffered before the
-            reader stops reading (0: the reader waits for each ``get_message``).
+        message_queue_size: whole incoming messages decoded ahead of
+            :meth:`get_message` before the connection stops reading (0: a
+            message is decoded only for a waiting ``get_message``).
         max_message_size: the largest incoming message, in bytes, after
             decompression; a larger one fails the connection with 1009.
             ``None`` removes the limit.
         receive_buffer_size: the most bytes asked of the stream per read
             (trio-websocket's option; 64 KiB by default), or ``None`` to let
             the stream choose.
+        write_limit: bytes that may wait for the wire before
+            :meth:`send_message` waits (until a quarter is left), as
+            websockets' ``write_limit``; 64 KiB by default.
         disconnect_timeout: seconds the closing handshake may take.
         ping_interval: seconds between keepalive pings, ``None`` for none.
         ping_timeout: seconds a keepalive pong may take before the connection
-            fails with 1011, ``None`` to never fail.
+            fails with 1011, ``None`` to never fail. Never while this side's
+            own reader has stopped for backpressure: the pong may be behind
+            data this side has not read.
 
     Raises:
         ValueError, TypeError: an argument is out of range or of the wrong type.
     """
 
-    # The state's slots are ConnectionTasks'; none here, so still no __dict__.
-    __slots__ = ()
+    # Slots, not a __dict__: an idle server holds thousands of these.
+    __slots__ = (
+        "_engine",
+        "_is_client",
+        "_path",
+        "_request_headers",
+        "_response_headers",
+        "_subprotocol",
+    )
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        is_client: bool,
+        extensions: Sequence[Extension] = (),
+        path: str = "/",
+        subprotocol: str | None = None,
+        request_headers: list[tuple[bytes, bytes]] | None = None,
+        response_headers: list[tuple[bytes, bytes]] | None = None,
+        extra_data: bytes = b"",
+        message_queue_size: int = 16,
+        max_message_size: int | None = 2**20,
+        receive_buffer_size: int | None = RECEIVE_SIZE,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
+        disconnect_timeout: float = 10,
+        ping_interval: float | None = 20,
+        ping_timeout: float | None = 20,
+    ) -> None:
+        self._engine = ConnectionEngine(
+            stream,
+            is_client=is_client,
+            extensions=extensions,
+            extra_data=extra_data,
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        )
+        self._is_client = is_client
+        self._path = path
+        self._subprotocol = subprotocol
+        self._request_headers = list(request_headers or [])
+        self._response_headers = list(response_headers or [])
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the connection until it is closed, then close the stream.
+
+        Start it as ``await nursery.start(connection.run)``: that returns
+        once the connection runs, and the nursery's task then reads, writes,
+        keeps the connection alive and closes it. Cancelling that task tears
+        the connection down at once (close code 1006 if it was open) and
+        closes the stream. The client functions and ``accept()`` do this for
+        their connections.
+
+        Raises:
+            RuntimeError: the connection was started before.
+        """
+        await self._engine.run(task_status=task_status)
 
     # ------------------------------------------------------------------ properties
 
@@ -138,13 +187,19 @@ class WebSocketConnection(ConnectionTasks):
         It is set once: to the code and reason of :meth:`aclose`, of the peer's
         close frame, or of the failure (1002, 1007, 1009 ... for a protocol
         violation, 1011 for a late keepalive pong, 1006 when the stream broke).
+        A peer's close frame counts once the messages before it are taken.
         """
-        return self._closed
+        return self._engine.closed
+
+    @property
+    def closing_timed_out(self) -> bool:
+        """Whether closing gave up at ``disconnect_timeout`` without the peer's close frame."""
+        return self._engine.close_timed_out
 
     @property
     def extensions(self) -> list[Extension]:
         """The negotiated extensions, in chain order (encode order)."""
-        return list(self._protocol.extensions)
+        return list(self._engine.protocol.extensions)
 
     @property
     def subprotocol(self) -> str | None:
@@ -169,12 +224,12 @@ class WebSocketConnection(ConnectionTasks):
     @property
     def local(self) -> Endpoint | str:
         """The local :class:`Endpoint`, or the stream's ``repr`` for a non-TCP stream."""
-        return self._local
+        return self._engine.local
 
     @property
     def remote(self) -> Endpoint | str:
         """The remote :class:`Endpoint`, or the stream's ``repr`` for a non-TCP stream."""
-        return self._remote
+        return self._engine.remote
 
     @property
     def request_headers(self) -> list[tuple[bytes, bytes]]:
@@ -199,19 +254,21 @@ class WebSocketConnection(ConnectionTasks):
 
     def statistics(self) -> ConnectionStatistics:
         """Return message and byte counts so far (handshake bytes excluded)."""
-        protocol = self._protocol
+        engine = self._engine
+        protocol = engine.protocol
         return ConnectionStatistics(
-            messages_sent=protocol.messages_sent,
+            messages_sent=engine.messages_sent,
             messages_received=protocol.messages_received,
-            bytes_sent=protocol.bytes_sent,
+            bytes_sent=engine.bytes_sent,
             bytes_received=protocol.bytes_received,
-            wire_bytes_sent=self._wire_bytes_sent,
-            wire_bytes_received=self._wire_bytes_received,
+            wire_bytes_sent=engine.wire_bytes_sent,
+            wire_bytes_received=engine.wire_bytes_received,
         )
 
     def __repr__(self) -> str:
         side = "client" if self._is_client else "server"
-        state = "open" if self._closed is None else f"closed {self._closed}"
+        closed = self._engine.closed
+        state = "open" if closed is None else f"closed {closed}"
         return f"<WebSocketConnection {side} {self._path!r} {state}>"
 
     # ------------------------------------------------------------------ public API
@@ -224,21 +281,23 @@ class WebSocketConnection(ConnectionTasks):
     ) -> None:
         """Send one message: ``str`` as a text frame, anything bytes-like as binary.
 
-        The message runs through the negotiated extension chain in order.
-        Several tasks may call this at once; their messages are never
-        interleaved. It returns once the message is queued for the writer
-        task; when the peer stops reading, the queue fills and this waits.
-        A ``bytearray``/``memoryview`` is copied, so it may be reused at once.
+        The message runs through the negotiated extension chain in order,
+        framed by the calling task, and is written at once when the stream
+        takes it. Several tasks may call this at once; their messages are
+        never interleaved. When more than ``write_limit`` bytes wait for the
+        wire (the peer reads slowly), this waits, in arrival order with the
+        other senders, until a quarter of that is left. A
+        ``bytearray``/``memoryview`` is copied, so it may be reused at once.
 
-        Cancellation leaves nothing half-sent: the message is queued whole or
-        not at all.
+        Cancellation leaves nothing half-sent: a call cancelled while it
+        waits for its turn sends nothing; once framed, the message goes out
+        whole. A message of 1 MiB or more with an extension negotiated is
+        encoded in a worker thread, which is not interrupted.
 
         Checkpoints: every call raises ``Cancelled`` in a cancelled scope
-        (before queueing anything). When the queue has room, the call yields
-        to the scheduler only once every :data:`SCHEDULE_EVERY` calls (calls
-        that wait always yield), so a burst of small messages costs no
-        scheduler round each; a task sending in a loop still lets the others
-        run, and the bounded queue stops it once the writer falls behind.
+        (before framing anything). A call that need not wait yields to the
+        scheduler only once every :data:`SCHEDULE_EVERY` calls, so a burst of
+        small messages costs no scheduler round each.
 
         Args:
             message: the message.
@@ -258,45 +317,26 @@ class WebSocketConnection(ConnectionTasks):
             raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
         if compress is not None and not isinstance(compress, bool):
             raise TypeError(f"compress must be True, False or None, not {compress!r}")
-        await self._queue(data if compress is None else _SendMessage(data, compress))
+        await self._engine.send_message(data, compress)
 
     async def get_message(self) -> str | bytes:
         """Return the next message: ``str`` for text, ``bytes`` for binary.
 
-        Messages received before the peer's close frame can still be read
-        after it; after :meth:`aclose`, pending messages are discarded.
-        Cancellation loses no message: one that was not returned stays queued.
+        Messages received before the peer's close frame, or before the
+        connection failed, can still be read after it; after :meth:`aclose`,
+        pending messages are discarded. Cancellation loses no message: one
+        that was not returned stays queued.
 
         Checkpoints: every call raises ``Cancelled`` in a cancelled scope,
         before taking a message. A call that finds a message already queued
-        yields to the scheduler only once every :data:`SCHEDULE_EVERY` calls
-        (a call that waits always yields), so draining a queue of a thousand
-        small messages costs no scheduler round each.
+        yields to the scheduler only once every :data:`SCHEDULE_EVERY` calls,
+        so draining a queue of a thousand small messages costs no scheduler
+        round each.
 
         Raises:
             ConnectionClosed: the connection is closed and no message is left.
         """
-        if self._local_close:
-            await trio.lowlevel.checkpoint()
-            raise self._connection_closed()
-        await checkpoint_if_cancelled()
-        try:
-            data = self._incoming.get_nowait()
-        except trio.WouldBlock:
-            pass  # wait below
-        except trio.EndOfChannel:
-            await cancel_shielded_checkpoint()
-            raise self._connection_closed() from self._close_cause
-        else:
-            self._unscheduled_calls += 1
-            if self._unscheduled_calls >= SCHEDULE_EVERY:
-                self._unscheduled_calls = 0
-                await cancel_shielded_checkpoint()
-            return data
-        try:
-            return await self._incoming.get()
-        except trio.EndOfChannel:
-            raise self._connection_closed() from self._close_cause
+        return await self._engine.get_message()
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self
@@ -308,16 +348,17 @@ class WebSocketConnection(ConnectionTasks):
             ConnectionClosed: the connection closed with any other code.
         """
         try:
-            return await self.get_message()
+            return await self._engine.get_message()
         except ConnectionClosed as exc:
             if exc.reason.code in NORMAL_CLOSE_CODES:
                 raise StopAsyncIteration from None
             raise
 
     async def ping(self, payload: bytes | None = None) -> None:
-        """Send a ping and wait for the matching pong.
+        """Send a ping and wait for its pong.
 
-        A pong answers its ping and every ping sent before it (RFC 6455
+        Pings are matched to pongs in the order they went on the wire: a
+        pong answers its own ping and every ping sent before it (RFC 6455
         §5.5.3 lets a peer answer only the latest). Cancellation stops the
         waiting; the ping may or may not have been sent.
 
@@ -329,19 +370,12 @@ class WebSocketConnection(ConnectionTasks):
             ValueError: ``payload`` is too long, or another ``ping`` with the
                 same payload is waiting for its pong.
         """
-        data, waiter = self._pings.add(payload)
-        try:
-            await self._queue(_SendPing(data))
-            await waiter.event.wait()
-        finally:
-            self._pings.forget(data, waiter)
-        if not waiter.answered:
-            raise self._connection_closed()
+        await self._engine.ping(None if payload is None else bytes(payload))
 
     async def pong(self, payload: bytes | None = None) -> None:
         """Send an unsolicited pong (a one-way heartbeat).
 
-        Cancellation leaves the pong queued whole or not at all. It is a
+        Cancellation leaves the pong sent whole or not at all. It is a
         checkpoint as :meth:`send_message` is.
 
         Args:
@@ -351,24 +385,23 @@ class WebSocketConnection(ConnectionTasks):
             ConnectionClosed: the connection is closing or closed.
             ValueError: ``payload`` is longer than 125 bytes.
         """
-        data = b"" if payload is None else bytes(payload)
-        if len(data) > MAX_CONTROL_PAYLOAD:
-            raise ValueError(f"pong payload is {len(data)} bytes, more than 125")
-        await self._queue(_SendPong(data))
+        data = check_control_payload(payload, "pong")
+        protocol = self._engine.protocol
+        await self._engine.send_control(lambda: protocol.send_pong(data))
 
     async def aclose(self, code: int = 1000, reason: str | None = None) -> None:
         """Close the connection with the closing handshake (:rfc:`6455#section-7`).
 
-        Messages already queued by :meth:`send_message` are sent first, then
-        the close frame; pending incoming messages are discarded. This waits
+        Messages already sent by :meth:`send_message` go out first, then the
+        close frame; pending incoming messages are discarded. This waits
         for the peer's close frame and for the TCP connection to close (the
         server closes it first; a client waits for the server), all within
         ``disconnect_timeout``, after which the stream is closed anyway. It
         never raises for a slow or broken peer, and a second call (or a call
         after the peer closed) only waits for the first to finish.
 
-        Cancellation abandons the handshake: the background tasks stop and
-        the stream is closed by the connection's task before its nursery exits.
+        Cancellation abandons the handshake: the connection is torn down and
+        the stream closed by the connection's task before its nursery exits.
 
         Args:
             code: the close code (1000, 1001, 1003, 1007-1014 or 3000-4999).
@@ -377,50 +410,4 @@ class WebSocketConnection(ConnectionTasks):
         Raises:
             ValueError: the code may not be sent or the reason is too long.
         """
-        if self._closed is None:
-            if not is_valid_close_code(code):  # RFC 6455 §7.4.1: 1005, 1006, 1015 are never sent
-                raise ValueError(f"close code {code} may not be sent")
-            Close(code, reason or "").serialize()  # ValueError for a reason over 123 bytes
-            self._closed = CloseReason.from_code(code, reason)
-            self._local_close = True
-            self._discard_incoming = True
-            self._drain_incoming()
-            self._request_close(code, reason or "")
-        if self._scope is None:  # never started: nothing runs, just close the stream
-            self._finish_unstarted()
-            await self._stream.aclose()
-            return
-        try:
-            await self._done.wait()
-        except BaseException:
-            self._finish()
-            raise
-
-    # ------------------------------------------------------------------ internals
-
-    def _connection_closed(self) -> ConnectionClosed:
-        reason = self._closed or CloseReason.from_code(CloseCode.ABNORMAL_CLOSURE)
-        exc = ConnectionClosed(reason)
-        exc.__cause__ = self._close_cause
-        return exc
-
-    async def _queue(self, item: _Outgoing) -> None:
-        if self._closed is not None:
-            await trio.lowlevel.checkpoint()
-            raise self._connection_closed()
-        await checkpoint_if_cancelled()
-        try:
-            queued = self._outgoing.put_nowait(item)
-        except trio.ClosedResourceError:
-            await cancel_shielded_checkpoint()
-            raise self._connection_closed() from self._close_cause
-        if queued:
-            self._unscheduled_calls += 1
-            if self._unscheduled_calls >= SCHEDULE_EVERY:
-                self._unscheduled_calls = 0
-                await cancel_shielded_checkpoint()
-            return
-        try:
-            await self._outgoing.put(item)
-        except trio.ClosedResourceError:
-            raise self._connection_closed() from self._close_cause
+        await self._engine.aclose(code, reason)

@@ -393,15 +393,55 @@ class FrameParser:
             view = memoryview(data)
             self._collect(view[:missing], owned=False)
             data = view[missing:]
+        buf = self._buffer
         if self._pos:
-            del self._buffer[: self._pos]
+            if self._pos == len(buf):
+                # Everything before was consumed: start afresh rather than
+                # shift, and let the old buffer's capacity go.
+                self._buffer = bytearray(data)
+                self._pos = 0
+                return
+            del buf[: self._pos]
             self._pos = 0
-        self._buffer += data
+        buf += data
 
     @property
     def buffered(self) -> int:
         """How many received bytes are not yet part of a returned frame."""
         return len(self._buffer) - self._pos + self._large_received
+
+    @property
+    def whole_frame_size(self) -> int:
+        """The payload length of the next frame if all of it is received, else 0."""
+        if self._large_head >= 0:
+            return 0 if self._large_missing else self._large_collected
+        buf = self._buffer
+        pos = self._pos
+        available = len(buf) - pos
+        if available < 2:
+            return 0
+        second = buf[pos + 1]
+        length = second & 0x7F
+        header = 2
+        if length == 126:
+            if available < 4:
+                return 0
+            length = (buf[pos + 2] << 8) | buf[pos + 3]
+            header = 4
+        elif length == 127:
+            if available < 10:
+                return 0
+            (length,) = struct.unpack_from("!Q", buf, pos + 2)
+            header = 10
+        if second & 0x80:
+            header += 4
+        return length if available >= header + length else 0
+
+    def release(self) -> None:
+        """Drop the buffer's memory if every byte in it was consumed (an idle connection)."""
+        if self._pos and self._pos == len(self._buffer):
+            self._buffer = bytearray()
+            self._pos = 0
 
     def next_frame(self, max_size: int | None = None) -> Frame | None:
         """Return the next whole frame, or ``None`` until more bytes arrive.

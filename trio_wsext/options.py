@@ -38,6 +38,7 @@ def check_connection_options(
     ping_timeout: float | None,
     connect_timeout: float = 1.0,
     receive_buffer_size: int | None = None,
+    write_limit: int = 65536,
 ) -> None:
     """Check the options every entry point shares; raise before any I/O.
 
@@ -66,6 +67,10 @@ def check_connection_options(
             )
         if receive_buffer_size <= 0:
             raise ValueError(f"receive_buffer_size must be > 0 or None, not {receive_buffer_size}")
+    if isinstance(write_limit, bool) or not isinstance(write_limit, int):
+        raise TypeError(f"write_limit must be an int, not {type(write_limit).__name__}")
+    if write_limit < 0:
+        raise ValueError(f"write_limit must be >= 0, not {write_limit}")
     check_seconds("connect_timeout", connect_timeout, allow_none=False)
     check_seconds("disconnect_timeout", disconnect_timeout, allow_none=False)
     check_seconds("ping_interval", ping_interval, allow_none=True)

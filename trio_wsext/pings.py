@@ -76,6 +76,18 @@ class PingTracker:
         self._waiters[data] = waiter
         return data, waiter
 
+    def check(self, payload: bytes | bytearray | memoryview) -> None:
+        """Raise what :meth:`add` would for ``payload``, without registering it.
+
+        Raises:
+            ValueError: the payload is over 125 bytes or already in flight.
+        """
+        data = bytes(payload)
+        if len(data) > MAX_CONTROL_PAYLOAD:
+            raise ValueError(f"ping payload is {len(data)} bytes, more than 125")
+        if data in self._waiters:
+            raise ValueError(f"a ping with payload {data!r} is already in flight")
+
     def forget(self, payload: bytes, waiter: PingWaiter) -> None:
         """Stop tracking ``payload`` if ``waiter`` still waits for it (a cancelled ping)."""
         if self._waiters.get(payload) is waiter:

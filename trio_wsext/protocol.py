@@ -341,11 +341,12 @@ class Protocol:
     # -- receive side ----------------------------------------------------------
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Process bytes received from the peer; ``b""`` means EOF.
+        """Add bytes received from the peer; ``b""`` means EOF.
 
-        Whole frames are processed as soon as they are complete; the events
-        they produce wait in :meth:`events_received`. After a close frame or
-        a failure, later bytes are ignored.
+        Nothing is parsed here: :meth:`next_event` parses frames one event at
+        a time, so that a caller applying backpressure keeps what it has not
+        taken yet as received (compressed) bytes, not as decoded messages.
+        After a close frame or a failure, later bytes are ignored.
 
         Raises:
             ProtocolError: data after EOF (a bug of the caller).
@@ -362,28 +363,65 @@ class Protocol:
             # attempt to process data (including a responding Close frame)
             # from the remote endpoint".
             return
+        self._parser.feed(data)
+
+    def next_event(self) -> Event | None:
+        """Parse received bytes up to the next event and return it; ``None`` until more arrive.
+
+        Every frame is checked and decoded (decompressed) only here, one
+        event's worth at a time. After :class:`CloseReceived` or
+        :class:`ConnectionFailed`, it returns ``None`` for good.
+        """
+        events = self._events
+        if events:
+            return events.pop(0)
         parser = self._parser
-        parser.feed(data)
         assembler = self._assembler
-        whole_limit = self._whole_limit
         try:
             while self._receiving:
                 size = assembler.size
                 try:
-                    frame = parser.next_frame(self._frame_limit(size) if size else whole_limit)
+                    frame = parser.next_frame(
+                        self._frame_limit(size) if size else self._whole_limit
+                    )
                 except PayloadTooBig as exc:
                     raise self._too_big() from exc
                 if frame is None:
-                    return
+                    parser.release()  # an idle connection keeps no receive buffer
+                    return None
                 self._receive_frame(frame)
+                if events:
+                    return events.pop(0)
         except ProtocolError as exc:
             self._fail(exc)
+            return events.pop(0)
+        return None
 
     def events_received(self) -> list[Event]:
-        """Return the events produced since the last call, and forget them."""
-        events = self._events
-        self._events = []
+        """Parse everything received so far; return its events (in order), and forget them."""
+        events = []
+        while (event := self.next_event()) is not None:
+            events.append(event)
         return events
+
+    @property
+    def receiving(self) -> bool:
+        """Whether later bytes will still be parsed (no close frame, no failure yet)."""
+        return self._receiving
+
+    @property
+    def buffered(self) -> int:
+        """Received bytes not yet parsed into events (0 once receiving ended)."""
+        return self._parser.buffered if self._receiving else 0
+
+    @property
+    def next_frame_size(self) -> int:
+        """The payload size of the next frame if it is whole in the buffer, else 0.
+
+        The connection parses a large whole frame (a long decompression) in a
+        worker thread; this says when one is ready, without parsing it.
+        """
+        return self._parser.whole_frame_size if self._receiving else 0
 
     def _frame_limit(self, size: int) -> int | None:
         # The largest payload the next frame's header may announce, when the

@@ -243,7 +243,7 @@ class WebSocketRequest:
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
         )
-        await self._nursery.start(connection._run)
+        await self._nursery.start(connection.run)
         self._connection = connection
         return connection
 

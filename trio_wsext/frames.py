@@ -19,6 +19,7 @@ from typing import Any, Final
 import attrs
 
 from .exceptions import PayloadTooBig, ProtocolError
+from .masking import SMALL_BELOW, mask_in_place as _mask_in_place, masked as _masked
 
 __all__ = [
     "CONTROL_OPCODES",
@@ -244,59 +245,25 @@ class Close:
         return data
 
 
-#: Above this many bytes, masking by byte translation beats masking as one
-#: big integer (measured: equal near 4-8 KiB; at 1 MiB ~950 MB/s against
-#: ~360 MB/s, CPython 3.11 on x86_64).
-_TRANSLATE_MASK_FROM: Final = 8192
-
-#: Large payloads are masked in blocks of this many bytes (a multiple of 4, so
-#: that every block starts at key byte 0), each block's four strided passes
-#: staying in the CPU cache (measured, in place, process time: 64 KiB 1220
-#: MB/s, 1 MiB 786 MB/s against 595 MB/s in one pass, 16 MiB 582 against 359).
-_MASK_BLOCK: Final = 65536
+#: Below this many bytes, a payload is masked as one big integer (inline in
+#: :class:`FrameParser`, and by :func:`apply_mask`); from here on, by the
+#: masking backend's bulk path, in place where the payload already sits. The
+#: bound is the backend's (:data:`trio_wsext.masking.SMALL_BELOW`): 8 KiB in
+#: pure Python, 1 KiB with numpy.
+_TRANSLATE_MASK_FROM: Final = SMALL_BELOW
 
 #: A frame whose payload is at least this large and not whole yet is collected
 #: outside the buffer (see :class:`FrameParser`); smaller ones wait in it.
-_COLLECT_FROM: Final = _TRANSLATE_MASK_FROM
-
-_IDENTITY: Final = int.from_bytes(bytes(range(256)), "big")
-
-
-def _xor_table(key_byte: int) -> bytes:
-    # The 256-byte translation table for "XOR with key_byte", built in C.
-    return (_IDENTITY ^ int.from_bytes(bytes((key_byte,)) * 256, "big")).to_bytes(256, "big")
-
-
-def _mask_in_place(buf: bytearray, start: int, stop: int, mask: bytes) -> None:
-    # XOR buf[start:stop] with ``mask`` repeated, mask[0] at ``start``: per
-    # block, four strided slices, each translated by one key byte's table and
-    # written back. Slicing a bytearray in place saves the copy that a bytes
-    # source would need, and measures faster than reading a bytes object.
-    tables = [_xor_table(key_byte) for key_byte in mask]
-    for block in range(start, stop, _MASK_BLOCK):
-        end = min(block + _MASK_BLOCK, stop)
-        for i in range(4):
-            buf[block + i : end : 4] = buf[block + i : end : 4].translate(tables[i])
-
-
-def _masked(data: bytes | bytearray | memoryview, mask: bytes) -> bytes | bytearray:
-    # ``data`` XOR ``mask``, as new bytes (small) or a new bytearray (large).
-    n = len(data)
-    if n < _TRANSLATE_MASK_FROM:
-        repeated = mask * (n // 4 + 1)
-        value = int.from_bytes(data, "little") ^ int.from_bytes(repeated[:n], "little")
-        return value.to_bytes(n, "little")
-    out = bytearray(data)
-    _mask_in_place(out, 0, n, mask)
-    return out
+_COLLECT_FROM: Final = 8192
 
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
     """XOR ``data`` with the 4-byte ``mask`` repeated (:rfc:`6455#section-5.3`).
 
-    No Python code runs per byte: small payloads are XORed as one integer;
-    large ones as four strided ``bytes.translate`` calls per 64 KiB block, one
-    per key byte. Masking and unmasking are the same operation.
+    No Python code runs per byte: small payloads are XORed as one integer,
+    large ones by the backend of :mod:`trio_wsext.masking` (numpy when
+    installed, else ``bytes.translate``). Masking and unmasking are the same
+    operation.
     """
     if not data:
         return b""

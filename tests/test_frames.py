@@ -12,6 +12,7 @@ from trio_wsext.exceptions import PayloadTooBig, ProtocolError
 from trio_wsext.frames import (
     CONTROL_OPCODES,
     DATA_OPCODES,
+    SEPARATE_PAYLOAD_FROM,
     Close,
     CloseCode,
     CloseReason,
@@ -23,6 +24,7 @@ from trio_wsext.frames import (
     frame_unchecked,
     is_valid_close_code,
     serialize_frame,
+    serialize_frame_parts,
 )
 
 #: The masking key of the examples in RFC 6455 §5.7.
@@ -603,3 +605,22 @@ def test_parse_large_frame_checks_header_before_collecting() -> None:
         PayloadTooBig, match=r"^frame of 50000 bytes exceeds the limit of 49999 bytes$"
     ):
         parser.next_frame(49999)
+
+
+# -- serialize_frame_parts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mask", [False, True], ids=["unmasked", "masked"])
+@pytest.mark.parametrize(
+    "size",
+    [0, 125, 126, 8191, 8192, 65535, 65536, SEPARATE_PAYLOAD_FROM - 1, SEPARATE_PAYLOAD_FROM],
+)
+def test_serialize_frame_parts_are_the_frames_bytes(mask: bool, size: int) -> None:
+    """Joined, the parts are serialize_frame's bytes; large payloads come apart, uncopied."""
+    frame = Frame(Opcode.BINARY, bytes(range(256)) * (size // 256) + bytes(size % 256))
+    key = b"\x01\x02\x03\x04" if mask else None
+    parts = serialize_frame_parts(frame, mask=mask, key=key)
+    assert b"".join(parts) == serialize_frame(frame, mask=mask, key=key)
+    assert len(parts) == (2 if size >= SEPARATE_PAYLOAD_FROM else 1)
+    if len(parts) == 2 and not mask:
+        assert parts[1] is frame.data

@@ -71,7 +71,13 @@ from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 from .endpoints import stream_endpoint
 from .exceptions import ConnectionClosed
 from .extensions.base import Extension
-from .frames import Close, CloseCode, CloseReason, is_valid_close_code
+from .frames import (
+    SEPARATE_PAYLOAD_FROM,
+    Close,
+    CloseCode,
+    CloseReason,
+    is_valid_close_code,
+)
 from .options import check_connection_options
 from .pings import MAX_CONTROL_PAYLOAD, PingTracker, PingWaiter
 from .protocol import (
@@ -147,6 +153,44 @@ _READ: Final = 0
 _THREAD: Final = 1
 _WAIT: Final = 2
 _EOF: Final = 3
+
+
+def _unwritten(
+    parts: list[bytes | bytearray], written: int
+) -> list[bytes | bytearray | memoryview]:
+    """What is left of ``parts`` after the first ``written`` bytes went out."""
+    for index, part in enumerate(parts):
+        if written < len(part):
+            rest: list[bytes | bytearray | memoryview] = [memoryview(part)[written:]]
+            rest.extend(parts[index + 1 :])
+            return rest
+        written -= len(part)
+    return []
+
+
+def _coalesce(
+    chunks: list[bytes | bytearray | memoryview],
+) -> list[bytes | bytearray | memoryview]:
+    """Join runs of small chunks into one buffer each; leave large ones as they are.
+
+    One ``send_all`` per buffer: many small messages cost one system call,
+    and a large payload is not copied only to be sent.
+    """
+    if len(chunks) == 1:
+        return chunks
+    out: list[bytes | bytearray | memoryview] = []
+    run: list[bytes | bytearray | memoryview] = []
+    for chunk in chunks:
+        if len(chunk) >= SEPARATE_PAYLOAD_FROM:
+            if run:
+                out.append(run[0] if len(run) == 1 else b"".join(run))
+                run = []
+            out.append(chunk)
+        else:
+            run.append(chunk)
+    if run:
+        out.append(run[0] if len(run) == 1 else b"".join(run))
+    return out
 
 
 class Phase(enum.Enum):
@@ -310,7 +354,7 @@ class ConnectionEngine:
         self._senders = TurnQueue()
         self._send_busy = False  # the send side is in a worker thread
         self._deferred: list[Callable[[], None]] = []  # control frames owed meanwhile
-        self._unsent: list[bytes | memoryview] = []
+        self._unsent: list[bytes | bytearray | memoryview] = []
         self._unsent_bytes = 0  # waiting for the wire, in flight included
         self._framed = 0  # bytes framed since the handshake
         self._pending_stats: deque[tuple[int, int]] | None = None  # (framed end, payload)
@@ -424,25 +468,27 @@ class ConnectionEngine:
 
     # ------------------------------------------------------------------ writing
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, parts: list[bytes | bytearray]) -> None:
         """Send framed bytes: straight to the socket when nothing waits, else via the writer.
 
-        Straight to the socket only for the first write since the connection
-        last yielded to the scheduler (a reply in lockstep traffic: no task
-        hop, no wait). Writes after it, in the same burst, wait in the
-        outgoing buffer and go out together in the writer's one ``send_all``
-        at the next scheduler round -- at most :data:`SCHEDULE_EVERY` calls
-        away -- instead of a system call each.
+        Straight to the socket (``os.writev``: a large payload and its header
+        go out without being joined) only for the first write since the
+        connection last yielded to the scheduler -- a reply in lockstep
+        traffic: no task hop, no wait. Writes after it, in the same burst,
+        wait in the outgoing buffer and go out together in the writer's
+        ``send_all`` at the next scheduler round -- at most
+        :data:`SCHEDULE_EVERY` calls away -- instead of a system call each.
         """
-        if not data:
+        if not parts:
             return
-        self._framed += len(data)
+        size = len(parts[0]) if len(parts) == 1 else sum(map(len, parts))
+        self._framed += size
         if self._phase is _DONE:
             return  # the stream is closing: nothing more goes out
         fd = self._fd
         if fd >= 0 and not self._unsent_bytes and not self._corked:
             try:
-                written = os.write(fd, data)
+                written = os.write(fd, parts[0]) if len(parts) == 1 else os.writev(fd, parts)
             except _BLOCKED:
                 written = 0
             except OSError as exc:
@@ -451,15 +497,15 @@ class ConnectionEngine:
             # Until this connection yields, further writes gather for one send_all.
             self._corked = True
             self._wrote(written)
-            if written == len(data):
+            if written == size:
                 if self._phase is not _OPEN:
                     self._advance()
                 return
-            self._unsent.append(memoryview(data)[written:])
-            self._unsent_bytes += len(data) - written
+            self._unsent.extend(_unwritten(parts, written))
+            self._unsent_bytes += size - written
         else:
-            self._unsent.append(data)
-            self._unsent_bytes += len(data)
+            self._unsent.extend(parts)
+            self._unsent_bytes += size
         self._start_writer()
 
     def _wrote(self, count: int) -> None:
@@ -512,11 +558,11 @@ class ConnectionEngine:
                     await self._park_writer()
                     continue
                 self._unsent = []
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                await self.stream.send_all(data)
+                for data in _coalesce(chunks):
+                    await self.stream.send_all(data)
+                    self._unsent_bytes -= len(data)
+                    self._wrote(len(data))
                 self._corked = False
-                self._unsent_bytes -= len(data)
-                self._wrote(len(data))
                 if self._unsent_bytes <= self._low_water:
                     self._senders.wake_one()
                 if self._phase is not _OPEN and not self._unsent_bytes:
@@ -543,7 +589,7 @@ class ConnectionEngine:
             self._deferred.append(frame)
             return
         frame()
-        self._write(self.protocol.data_to_send())
+        self._write(self.protocol.data_to_send_parts())
 
     def _run_deferred(self) -> None:
         deferred, self._deferred = self._deferred, []
@@ -551,7 +597,7 @@ class ConnectionEngine:
         for frame in deferred:
             if protocol.close_sent is None:
                 frame()
-        self._write(protocol.data_to_send())
+        self._write(protocol.data_to_send_parts())
 
     async def _wait_turn(self) -> None:
         """Wait until this task may frame: the send side free, the buffer under the mark."""
@@ -600,7 +646,7 @@ class ConnectionEngine:
             except Exception as exc:
                 self._send_side_failed(exc)
                 raise self.connection_closed() from exc
-            self._write(protocol.data_to_send())
+            self._write(protocol.data_to_send_parts())
         self._messages_framed += 1
         self._count_message(protocol.bytes_sent - before)
         if self._senders:
@@ -622,7 +668,7 @@ class ConnectionEngine:
             self._send_side_failed(exc)
             raise self.connection_closed() from exc
         self._send_busy = False
-        self._write(self.protocol.data_to_send())
+        self._write(self.protocol.data_to_send_parts())
         if self._deferred:
             self._run_deferred()
         self._wake_reader()  # it may have stopped for owing too many control frames
@@ -645,7 +691,7 @@ class ConnectionEngine:
         if waited:
             await self._wait_turn()
         frame()
-        self._write(self.protocol.data_to_send())
+        self._write(self.protocol.data_to_send_parts())
         if self._senders:
             self._pass_turn()
         if not waited:

@@ -276,6 +276,12 @@ _pack_medium: Final = struct.Struct("!BBH").pack
 _pack_long: Final = struct.Struct("!BBQ").pack
 
 
+#: Frames with at least this many payload bytes leave
+#: :func:`serialize_frame_parts` as a header and a payload apart, so that the
+#: payload is not copied once more only to sit behind its header.
+SEPARATE_PAYLOAD_FROM: Final = 256 * 1024
+
+
 def serialize_frame(frame: Frame, *, mask: bool, key: bytes | None = None) -> bytes:
     """Return ``frame`` as wire bytes; clients pass ``mask=True``.
 
@@ -286,6 +292,21 @@ def serialize_frame(frame: Frame, *, mask: bool, key: bytes | None = None) -> by
         mask: whether to mask it (on a client).
         key: the 4-byte masking key when ``mask`` is true, drawn by the
             caller from a strong source of entropy; ``None``: ``os.urandom(4)``.
+    """
+    parts = serialize_frame_parts(frame, mask=mask, key=key)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def serialize_frame_parts(
+    frame: Frame, *, mask: bool, key: bytes | None = None
+) -> tuple[bytes] | tuple[bytes, bytes | bytearray]:
+    """Return ``frame`` as wire bytes in one piece, or a large one as (header, payload).
+
+    The same bytes as :func:`serialize_frame`; a payload of
+    :data:`SEPARATE_PAYLOAD_FROM` bytes or more comes apart from its header
+    (unmasked: the frame's own ``data``, not copied; masked: one masked
+    copy), for a writer that sends pieces (``os.writev``) or one after the
+    other.
     """
     head = (
         (0x80 if frame.fin else 0)
@@ -304,11 +325,15 @@ def serialize_frame(frame: Frame, *, mask: bool, key: bytes | None = None) -> by
     else:
         header = _pack_long(head, mask_bit | 127, length)
     if not mask:
-        return header + data
+        if length >= SEPARATE_PAYLOAD_FROM:
+            return (header, data)
+        return (header + data,)
     if key is None:
         key = os.urandom(4)
     if length < _TRANSLATE_MASK_FROM:
-        return b"".join((header, key, apply_mask(data, key)))
+        return (b"".join((header, key, apply_mask(data, key))),)
+    if length >= SEPARATE_PAYLOAD_FROM:
+        return (header + key, _masked(data, key))
     # One buffer for the whole frame, masked in place: one copy of the
     # payload fewer than masking it apart and joining.
     out = bytearray(header)
@@ -316,7 +341,7 @@ def serialize_frame(frame: Frame, *, mask: bool, key: bytes | None = None) -> by
     start = len(out)
     out += data
     _mask_in_place(out, start, start + length, key)
-    return bytes(out)
+    return (bytes(out),)
 
 
 class FrameParser:

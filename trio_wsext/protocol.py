@@ -50,7 +50,7 @@ from .frames import (
     Frame,
     FrameParser,
     Opcode,
-    serialize_frame,
+    serialize_frame_parts,
 )
 from .messages import MessageAssembler, MessageFramer, check_reserved_bits
 
@@ -310,7 +310,7 @@ class Protocol:
         self._keys = b""
         self._key_pos = 0
         self._framer = MessageFramer()
-        self._out: list[bytes] = []
+        self._out: list[bytes | bytearray] = []
         #: Our close frame, once sent.
         self.close_sent: Close | None = None
         #: Whole messages sent (a fragmented message counts when its last frame goes out).
@@ -617,17 +617,30 @@ class Protocol:
         if not out:
             return b""
         self._out = []
-        return out[0] if len(out) == 1 else b"".join(out)
+        if len(out) == 1 and type(out[0]) is bytes:
+            return out[0]
+        return b"".join(out)
+
+    def data_to_send_parts(self) -> list[bytes | bytearray]:
+        """Return the bytes queued by the ``send_*`` calls as pieces, and forget them.
+
+        The same bytes as :meth:`data_to_send`, not joined: a large payload
+        stays apart from its header, so a writer that sends pieces
+        (``os.writev``) copies it once less.
+        """
+        out = self._out
+        self._out = []
+        return out
 
     def _send_frame(self, frame: Frame, compress: bool | None) -> None:
         if self._chain is not None:
             frame = self._chain.encode(frame, compress=compress)
         if not self._mask:
-            self._out.append(serialize_frame(frame, mask=False))
+            self._out.extend(serialize_frame_parts(frame, mask=False))
             return
         pos = self._key_pos
         if pos >= len(self._keys):
             self._keys = os.urandom(_KEY_POOL)
             pos = 0
         self._key_pos = pos + 4
-        self._out.append(serialize_frame(frame, mask=True, key=self._keys[pos : pos + 4]))
+        self._out.extend(serialize_frame_parts(frame, mask=True, key=self._keys[pos : pos + 4]))

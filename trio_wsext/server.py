@@ -19,8 +19,7 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
-from functools import partial
-from typing import Final, NoReturn, TypeAlias, final
+from typing import Final, TypeAlias, final
 
 import attrs
 import trio
@@ -129,8 +128,10 @@ class WebSocketRequest:
         request: HandshakeRequest,
         nursery: trio.Nursery,
         options: _Options,
+        on_accept: Callable[[WebSocketConnection], None] | None = None,
     ) -> None:
         self._stream = stream
+        self._on_accept = on_accept
         # Dropped once accepted: its h11 state (~1 KiB) would live as long as the connection.
         self._handshake: ServerHandshake | None = handshake
         self._request = request
@@ -245,6 +246,8 @@ class WebSocketRequest:
         )
         await self._nursery.start(connection.run)
         self._connection = connection
+        if self._on_accept is not None:
+            self._on_accept(connection)
         return connection
 
     async def reject(
@@ -425,6 +428,15 @@ class WebSocketServer:
         self._listeners = list(listeners)
         self._handler_nursery = handler_nursery
         self._endpoints = [listener_endpoint(listener) for listener in self._listeners]
+        # Shutdown: the open connections, who asked to stop, and when it is over.
+        self._connections: set[WebSocketConnection] = set()
+        self._stop = trio.Event()
+        self._stopped = trio.Event()
+        self._served = trio.Event()
+        self._closing = False
+        self._accept_scope = trio.CancelScope()
+        self._serve_scope = trio.CancelScope(shield=True)
+        self._nursery: trio.Nursery | None = None
 
     @property
     def port(self) -> int:
@@ -455,26 +467,104 @@ class WebSocketServer:
 
     async def run(
         self, *, task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED
-    ) -> NoReturn:
-        """Accept connections until cancelled; ``task_status.started()`` gets this server.
+    ) -> None:
+        """Accept connections until :meth:`aclose` or cancellation, then shut down gracefully.
 
-        Use as ``server = await nursery.start(server.run)``. Cancelling it
-        stops accepting and closes every connection it started (unless they
-        run in a ``handler_nursery`` of yours).
+        Use as ``server = await nursery.start(server.run)``; ``task_status.started()``
+        gets this server once it listens. Cancelling it, or :meth:`aclose`,
+        shuts the server down: it stops accepting, closes every open
+        connection with 1001 (going away), so that handlers see
+        ``ConnectionClosed(1001)``, and waits for them to return, all within
+        ``disconnect_timeout``; handlers still running then are cancelled.
+        Then it returns (after :meth:`aclose`) or lets the cancellation go on.
+        Connections of a ``handler_nursery`` of yours are closed with 1001
+        too; their handlers stay yours.
         """
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                partial(
-                    trio.serve_listeners,
-                    self._handle_stream,
-                    self._listeners,
-                    handler_nursery=self._handler_nursery,
-                )
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._serve)
+                task_status.started(self)
+                try:
+                    await self._stop.wait()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._shut_down()
+        finally:
+            self._stopped.set()
+
+    async def aclose(self) -> None:
+        """Shut the server down gracefully (see :meth:`run`) and wait until it is done.
+
+        A server that is not running, or already stopped, returns at once.
+        """
+        self._stop.set()
+        if self._nursery is not None:
+            await self._stopped.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def _serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        # The handlers and connections live in a shielded scope: an outer
+        # cancellation reaches them only through _shut_down, as a 1001 close
+        # first and a cancellation after disconnect_timeout.
+        try:
+            with self._serve_scope:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    await nursery.start(self._accept)
+                    logger.debug("listening on %s", ", ".join(map(str, self.listeners)))
+                    task_status.started()
+        finally:
+            self._served.set()  # every handler of ours has returned
+
+    async def _accept(
+        self,
+        *,
+        task_status: trio.TaskStatus[
+            list[trio.abc.Listener[trio.abc.Stream]]
+        ] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        assert self._nursery is not None
+        with self._accept_scope:
+            await trio.serve_listeners(
+                self._handle_stream,
+                self._listeners,
+                handler_nursery=self._handler_nursery or self._nursery,
+                task_status=task_status,
             )
-            logger.debug("listening on %s", ", ".join(map(str, self.listeners)))
-            task_status.started(self)
-            await trio.sleep_forever()
-        raise AssertionError("unreachable")  # pragma: no cover - sleep_forever never returns
+
+    def _accepted(self, connection: WebSocketConnection) -> None:
+        # WebSocketRequest.accept() calls this: a connection to close at shutdown.
+        self._connections.add(connection)
+        if self._closing and self._nursery is not None:
+            self._nursery.start_soon(self._close_going_away, connection)
+
+    async def _close_going_away(self, connection: WebSocketConnection) -> None:
+        await connection.aclose(CloseCode.GOING_AWAY, "server shutting down")
+
+    async def _shut_down(self) -> None:
+        """Stop accepting; 1001 everywhere; wait for the handlers, then cancel the rest."""
+        if self._closing:
+            return
+        self._closing = True
+        self._accept_scope.cancel()
+        for listener in self._listeners:
+            await trio.aclose_forcefully(listener)
+        deadline = trio.current_time() + self._options.disconnect_timeout
+        if self._nursery is not None:
+            for connection in list(self._connections):
+                self._nursery.start_soon(self._close_going_away, connection)
+        with trio.move_on_at(deadline):
+            await self._served.wait()
+        if not self._served.is_set() and self._nursery is not None:
+            logger.info(
+                "shutdown: %d handlers still running after %s seconds, cancelled",
+                len(self._nursery.child_tasks),
+                self._options.disconnect_timeout,
+            )
+        self._serve_scope.cancel()
 
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one connection, from the first byte to closing the stream."""
@@ -484,9 +574,15 @@ class WebSocketServer:
                 return
             handshake, request = received
             async with trio.open_nursery() as nursery:
-                ws_request = WebSocketRequest(stream, handshake, request, nursery, self._options)
+                ws_request = WebSocketRequest(
+                    stream, handshake, request, nursery, self._options, self._accepted
+                )
                 del received, handshake  # ws_request drops its h11 state once answered
-                await self._run_handler(ws_request)
+                try:
+                    await self._run_handler(ws_request)
+                finally:
+                    if ws_request._connection is not None:
+                        self._connections.discard(ws_request._connection)
         finally:
             await trio.aclose_forcefully(stream)
 
@@ -548,12 +644,16 @@ async def serve_websocket(
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
     task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
-) -> NoReturn:
-    """Serve WebSocket connections over TCP (and TLS) until cancelled.
+) -> None:
+    """Serve WebSocket connections over TCP (and TLS) until cancelled or closed.
 
     Use as ``server = await nursery.start(serve_websocket, handler, host, port, None)``:
     it returns the :class:`WebSocketServer` once listening (``server.port``
-    gives the port chosen for port 0).
+    gives the port chosen for port 0). Cancelling it, or ``await
+    server.aclose()``, shuts down gracefully: no new connections, every open
+    one closed with 1001 within ``disconnect_timeout``, handlers see
+    ``ConnectionClosed(1001)`` and are waited for (see
+    :meth:`WebSocketServer.run`).
 
     Args:
         handler: ``async def handler(request: WebSocketRequest)``.

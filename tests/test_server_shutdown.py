@@ -1,0 +1,126 @@
+"""Graceful shutdown: cancelling serve_websocket, or server.aclose(), closes with 1001."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import pytest
+import trio
+import trio.testing
+
+from trio_wsext import (
+    ConnectionClosed,
+    WebSocketRequest,
+    WebSocketServer,
+    open_websocket,
+    serve_websocket,
+)
+
+
+class _Handlers:
+    """Handlers that record how their connection ended."""
+
+    def __init__(self, expected: int = 1) -> None:
+        self.closed_with: list[int] = []
+        self.accepted = 0
+        self.expected = expected
+        self.all_accepted = trio.Event()
+
+    def _count(self) -> None:
+        self.accepted += 1
+        if self.accepted == self.expected:
+            self.all_accepted.set()
+
+    async def wait_for_close(self, request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        self._count()
+        try:
+            while True:
+                await ws.get_message()
+        except ConnectionClosed as exc:
+            self.closed_with.append(exc.reason.code)
+
+    async def ignore_the_close(self, request: WebSocketRequest) -> None:
+        await request.accept()
+        self._count()
+        await trio.sleep_forever()
+
+
+async def _client_close_code(port: int, ready: trio.Event, codes: list[int]) -> None:
+    async with open_websocket("127.0.0.1", port, ping_interval=None) as ws:
+        ready.set()
+        with pytest.raises(ConnectionClosed) as caught:
+            await ws.get_message()
+        codes.append(caught.value.reason.code)
+
+
+@pytest.mark.parametrize("how", ["cancel", "aclose"])
+async def test_shutdown_closes_every_connection_with_1001_and_waits_for_handlers(how: str) -> None:
+    """Clients get 1001, handlers see ConnectionClosed(1001) and return, then the server ends."""
+    handlers = _Handlers(expected=3)
+    client_codes: list[int] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            serve_scope = trio.CancelScope()
+
+            async def serve(*, task_status: trio.TaskStatus[WebSocketServer]) -> None:
+                with serve_scope:
+                    await serve_websocket(
+                        handlers.wait_for_close, "127.0.0.1", 0, None, task_status=task_status
+                    )
+
+            server: WebSocketServer = await nursery.start(serve)
+            async with trio.open_nursery() as clients:
+                for _ in range(3):
+                    ready = trio.Event()
+                    clients.start_soon(_client_close_code, server.port, ready, client_codes)
+                    await ready.wait()
+                await handlers.all_accepted.wait()
+                if how == "cancel":
+                    serve_scope.cancel()
+                else:
+                    await server.aclose()
+                    assert handlers.closed_with == [1001] * 3  # aclose waited for them
+    assert client_codes == [1001] * 3
+    assert handlers.closed_with == [1001] * 3
+
+
+async def test_handler_that_ignores_the_close_is_cancelled_after_disconnect_timeout(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A handler still running at disconnect_timeout is cancelled; shutdown still ends."""
+    handlers = _Handlers()
+    async with trio.open_nursery() as nursery:
+        server: WebSocketServer = await nursery.start(
+            partial(
+                serve_websocket,
+                handlers.ignore_the_close,
+                "127.0.0.1",
+                0,
+                None,
+                disconnect_timeout=3,
+                ping_interval=None,
+            )
+        )
+        async with open_websocket("127.0.0.1", server.port, ping_interval=None) as ws:
+            await handlers.all_accepted.wait()
+            start = trio.current_time()
+            await server.aclose()
+            assert trio.current_time() - start == pytest.approx(3, abs=0.5)
+            assert ws.closed is not None
+            assert ws.closed.code == 1001
+
+
+async def test_no_new_connection_after_shutdown() -> None:
+    """Once shut down, the port no longer accepts."""
+    handlers = _Handlers()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server: WebSocketServer = await nursery.start(
+                serve_websocket, handlers.wait_for_close, "127.0.0.1", 0, None
+            )
+            port = server.port
+            await server.aclose()
+            with pytest.raises(OSError, match=r"[Cc]onnect|refused"):
+                await trio.open_tcp_stream("127.0.0.1", port)
+            await server.aclose()  # a second call returns at once

@@ -578,7 +578,7 @@ async def test_server_lingers_after_error_response_so_client_can_finish_sending(
 
     client, server = trio.testing.memory_stream_pair()
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(_send_and_close, server, b"HTTP/1.1 431 Too Large\r\n\r\n")
+        nursery.start_soon(_send_and_close, server, b"HTTP/1.1 431 Too Large\r\n\r\n", 10)
         received = b""
         while chunk := await client.receive_some():
             received += chunk
@@ -593,7 +593,7 @@ async def test_server_linger_is_bounded_in_time(autojump_clock: trio.abc.Clock) 
 
     client, server = trio.testing.memory_stream_pair()
     start = trio.current_time()
-    await _send_and_close(server, b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    await _send_and_close(server, b"HTTP/1.1 400 Bad Request\r\n\r\n", 10)
     assert trio.current_time() - start == pytest.approx(LINGER_SECONDS)
     with pytest.raises(trio.BrokenResourceError):
         await client.send_all(b"more")

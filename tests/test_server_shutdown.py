@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 import pytest
@@ -15,6 +16,9 @@ from trio_wsext import (
     open_websocket,
     serve_websocket,
 )
+from trio_wsext.connection import WebSocketConnection
+from trio_wsext.extensions.base import Extension
+from trio_wsext.frames import Frame, Opcode
 
 
 class _Handlers:
@@ -124,3 +128,96 @@ async def test_no_new_connection_after_shutdown() -> None:
             with pytest.raises(OSError, match=r"[Cc]onnect|refused"):
                 await trio.open_tcp_stream("127.0.0.1", port)
             await server.aclose()  # a second call returns at once
+
+
+# -- bounded answers and logging -----------------------------------------------------------
+
+
+async def _handshake_then_never_read(port: int) -> trio.SocketStream:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    await stream.send_all(
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    return stream
+
+
+async def test_reject_to_a_client_that_never_reads_is_bounded_by_disconnect_timeout() -> None:
+    """reject() with a 32 MiB body to a client that reads nothing returns within the timeout."""
+    returned = trio.Event()
+
+    async def reject_big(request: WebSocketRequest) -> None:
+        await request.reject(403, body=bytes(32 * 2**20))
+        returned.set()
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            server: WebSocketServer = await nursery.start(
+                partial(serve_websocket, reject_big, "127.0.0.1", 0, None, disconnect_timeout=1)
+            )
+            stream = await _handshake_then_never_read(server.port)
+            start = trio.current_time()
+            await returned.wait()
+            assert trio.current_time() - start < 3
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_connection_closed_inside_an_exception_group_is_not_a_crash(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A handler whose nursery raises ExceptionGroup[ConnectionClosed] is not logged as failed."""
+    done = trio.Event()
+
+    async def handler(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ws.get_message)
+                nursery.start_soon(ws.get_message)
+        finally:
+            done.set()
+
+    with trio.fail_after(10), caplog.at_level(logging.DEBUG, logger="trio_wsext.server"):
+        async with trio.open_nursery() as nursery:
+            server: WebSocketServer = await nursery.start(
+                partial(serve_websocket, handler, "127.0.0.1", 0, None)
+            )
+            async with open_websocket("127.0.0.1", server.port, ping_interval=None):
+                pass  # closes with 1000: both get_message calls raise ConnectionClosed
+            await done.wait()
+            nursery.cancel_scope.cancel()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+class _BrokenDecoder(Extension):
+    def __init__(self) -> None:
+        super().__init__("x-broken")
+
+    def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        if frame.opcode is Opcode.TEXT:
+            raise KeyError("decoder bug")
+        return frame
+
+
+async def test_extension_that_raises_in_decode_is_logged_with_its_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The peer gets 1011; the server's log shows the extension's error, once, at ERROR."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = WebSocketConnection(client_stream, is_client=True, ping_interval=None)
+    server = WebSocketConnection(
+        server_stream, is_client=False, extensions=[_BrokenDecoder()], ping_interval=None
+    )
+    with caplog.at_level(logging.ERROR, logger="trio_wsext.connection"):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            await nursery.start(server.run)
+            await client.send_message("boom")
+            with pytest.raises(ConnectionClosed, match=r"^1011"):
+                await client.get_message()
+            nursery.cancel_scope.cancel()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert isinstance(errors[0].exc_info[1], KeyError)

@@ -142,6 +142,10 @@ SCHEDULE_EVERY: Final = 16
 #: often than this keeps its compressor.
 IDLE_RELEASE_AFTER: Final = 10.0
 
+#: Seconds a client waits for the server to close TCP once both close frames
+#: crossed (the server closes first, RFC 6455 §7.1.1), before closing itself.
+CLIENT_CLOSE_WAIT: Final = 1.0
+
 #: Control frames the reader may owe while the send side is busy in a worker
 #: thread (pongs, mostly) before it stops parsing: a ping flood costs no more.
 _MAX_DEFERRED: Final = 64
@@ -424,11 +428,15 @@ class ConnectionEngine:
             # sent, or a send side that cannot be trusted).
             if flushed or (protocol.close_sent is None and not self._deferred):
                 self._teardown()
-        elif flushed and protocol.close_received is not None and protocol.side is Side.SERVER:
+        elif flushed and protocol.close_received is not None:
             # RFC 6455 §7.1.1: "the underlying TCP connection, in most normal
             # cases, SHOULD be closed first by the server". A client waits for
-            # the server to close it: its reader ends on EOF.
-            self._teardown()
+            # the server to close it (its reader ends on EOF), briefly.
+            if protocol.side is Side.SERVER:
+                self._teardown()
+            elif self._scope is not None:
+                deadline = trio.current_time() + CLIENT_CLOSE_WAIT
+                self._scope.deadline = min(self._scope.deadline, deadline)
 
     def _teardown(self) -> None:
         """DONE: wake every waiting task; the run task closes the stream."""
@@ -829,6 +837,11 @@ class ConnectionEngine:
             self._on_close_received(event.code, event.reason)
         else:
             assert type(event) is ConnectionFailed
+            if event.code == CloseCode.INTERNAL_ERROR:
+                # An extension's decode raised: our bug, not the peer's.
+                logger.error(
+                    "%s: %s", self.remote, event.reason, exc_info=event.exception.__cause__
+                )
             self._fail(event.code, event.reason, event.exception)
 
     def _on_close_received(self, code: int, reason: str) -> None:

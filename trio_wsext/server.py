@@ -274,11 +274,14 @@ class WebSocketRequest:
         handshake = self._check_unanswered()
         response = handshake.reject(status_code, extra_headers=extra_headers, body=body)
         self._answer = "rejected"
-        await _send_and_close(self._stream, response)
+        await _send_and_close(self._stream, response, self._options.disconnect_timeout)
 
 
-async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
-    """Send an HTTP error or rejection, then close without resetting it away.
+async def _send_and_close(stream: trio.abc.Stream, response: bytes, timeout: float) -> None:
+    """Send an HTTP error or rejection, then close without resetting it away, within ``timeout``.
+
+    ``timeout`` bounds it all: a client that never reads cannot hold the
+    handler (or the server's slot) with a large body.
 
     Closing a TCP socket with unread bytes in its receive buffer makes the
     kernel send a reset, which can destroy the response before the client
@@ -287,6 +290,16 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
     what the client still sends is read and dropped, for at most
     ``LINGER_SECONDS`` and ``LINGER_BYTES``, before the stream is closed.
     """
+    try:
+        with trio.move_on_after(timeout) as scope:
+            await _send_and_linger(stream, response)
+        if scope.cancelled_caught:
+            logger.info("dropped a client that did not read its HTTP answer within %s s", timeout)
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _send_and_linger(stream: trio.abc.Stream, response: bytes) -> None:
     try:
         await stream.send_all(response)
         if isinstance(stream, trio.abc.HalfCloseableStream):
@@ -300,8 +313,6 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes) -> None:
                     drained += len(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         logger.debug("client went away before the HTTP response was sent")
-    finally:
-        await trio.aclose_forcefully(stream)
 
 
 class _ClientLeft(Exception):
@@ -334,7 +345,7 @@ async def _read_request(
                 if request is not None:
                     return handshake, request
         except HandshakeError as exc:
-            await _send_and_close(stream, handshake.error_response(exc))
+            await _send_and_close(stream, handshake.error_response(exc), connect_timeout)
             raise
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             detail = exc.__cause__ or exc
@@ -344,6 +355,14 @@ async def _read_request(
     raise ConnectionTimeout(
         f"the client sent no whole opening handshake within {connect_timeout} seconds"
     )
+
+
+def _only_connection_closed(exc: BaseException) -> bool:
+    """Whether ``exc`` is an exception group holding nothing but ``ConnectionClosed``."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return False
+    _, rest = exc.split(ConnectionClosed)
+    return rest is None
 
 
 #: What :func:`serve_websocket` calls for each valid opening handshake:
@@ -406,8 +425,8 @@ class WebSocketServer:
         message_queue_size: int = 16,
         max_message_size: int | None = 2**20,
         receive_buffer_size: int | None = RECEIVE_SIZE,
-        connect_timeout: float = 60,
-        disconnect_timeout: float = 60,
+        connect_timeout: float = 10,
+        disconnect_timeout: float = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
     ) -> None:
@@ -610,9 +629,13 @@ class WebSocketServer:
         except ConnectionClosed as exc:
             # A client that goes away is not a bug of the handler.
             logger.debug("handler for %r ended: connection closed %s", request.path, exc)
-        except Exception:
-            crashed = True
-            logger.exception("connection handler failed for %r", request.path)
+        except Exception as exc:
+            if _only_connection_closed(exc):
+                # The same, from a handler with a nursery of its own.
+                logger.debug("handler for %r ended: connection closed (%s)", request.path, exc)
+            else:
+                crashed = True
+                logger.exception("connection handler failed for %r", request.path)
         connection = request._connection
         if connection is not None:
             code = CloseCode.INTERNAL_ERROR if crashed else CloseCode.NORMAL_CLOSURE
@@ -624,6 +647,7 @@ class WebSocketServer:
                     HANDLER_ERROR_STATUS,
                     body=b"Failed to open a WebSocket connection: the server's handler failed.\n",
                 ),
+                self._options.disconnect_timeout,
             )
 
 
@@ -639,8 +663,8 @@ async def serve_websocket(
     message_queue_size: int = 16,
     max_message_size: int | None = 2**20,
     receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 60,
-    disconnect_timeout: float = 60,
+    connect_timeout: float = 10,
+    disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
     task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
@@ -722,8 +746,8 @@ async def wrap_server_stream(
     *,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    connect_timeout: float = 60,
-    disconnect_timeout: float = 60,
+    connect_timeout: float = 10,
+    disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
 ) -> WebSocketRequest:

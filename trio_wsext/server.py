@@ -277,10 +277,10 @@ class WebSocketRequest:
         await _send_and_close(self._stream, response, self._options.disconnect_timeout)
 
 
-async def _send_and_close(stream: trio.abc.Stream, response: bytes, timeout: float) -> None:
-    """Send an HTTP error or rejection, then close without resetting it away, within ``timeout``.
+async def _send_and_close(stream: trio.abc.Stream, response: bytes, within: float) -> None:
+    """Send an HTTP error or rejection, then close without resetting it away, ``within`` seconds.
 
-    ``timeout`` bounds it all: a client that never reads cannot hold the
+    ``within`` bounds it all: a client that never reads cannot hold the
     handler (or the server's slot) with a large body.
 
     Closing a TCP socket with unread bytes in its receive buffer makes the
@@ -291,10 +291,10 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes, timeout: flo
     ``LINGER_SECONDS`` and ``LINGER_BYTES``, before the stream is closed.
     """
     try:
-        with trio.move_on_after(timeout) as scope:
+        with trio.move_on_after(within) as scope:
             await _send_and_linger(stream, response)
         if scope.cancelled_caught:
-            logger.info("dropped a client that did not read its HTTP answer within %s s", timeout)
+            logger.info("dropped a client that did not read its HTTP answer within %s s", within)
     finally:
         await trio.aclose_forcefully(stream)
 

@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from trio_wsext.options import check_connection_options, check_seconds
+from trio_wsext import WebSocketRequest, open_websocket_url, serve_websocket
+from trio_wsext.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    ServerPerMessageDeflateFactory,
+)
+from trio_wsext.options import (
+    check_connection_options,
+    check_extension_factories,
+    check_seconds,
+)
 
 GOOD: dict[str, Any] = {
     "message_queue_size": 16,
@@ -116,3 +125,74 @@ def test_check_seconds_takes_int_and_float() -> None:
     check_seconds("t", 1, allow_none=False)
     check_seconds("t", 0.25, allow_none=False)
     check_seconds("t", None, allow_none=True)
+
+
+# -- factories and TLS contexts, on both sides, before any I/O -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extensions", "server", "message"),
+    [
+        (["deflate"], True, r"^extensions\[0\] must be a ServerExtensionFactory, not str$"),
+        (
+            [ClientPerMessageDeflateFactory()],
+            True,
+            r"^extensions\[0\] must be a ServerExtensionFactory,"
+            r" not ClientPerMessageDeflateFactory \(a client factory\)$",
+        ),
+        (
+            [ClientPerMessageDeflateFactory(), ServerPerMessageDeflateFactory()],
+            False,
+            r"^extensions\[1\] must be a ClientExtensionFactory,"
+            r" not ServerPerMessageDeflateFactory \(a server factory\)$",
+        ),
+        ("permessage-deflate", False, r"^extensions must be a list of extension factories"),
+    ],
+)
+def test_extension_factories_of_the_wrong_kind_are_named(
+    extensions: Any, server: bool, message: str
+) -> None:
+    """A factory of the wrong side, or not a factory at all, fails naming its position."""
+    with pytest.raises(TypeError, match=message):
+        check_extension_factories(extensions, server=server)
+
+
+def test_factories_of_the_right_kind_pass() -> None:
+    """Both built-in factories pass on their own side; None and [] pass."""
+    check_extension_factories([ServerPerMessageDeflateFactory()], server=True)
+    check_extension_factories([ClientPerMessageDeflateFactory()], server=False)
+    check_extension_factories(None, server=True)
+    check_extension_factories([], server=False)
+
+
+async def test_server_refuses_bad_options_before_listening() -> None:
+    """A path for ssl_context, or a client factory, fails before anything is bound."""
+    with pytest.raises(
+        TypeError, match=r"^ssl_context must be an ssl.SSLContext or None, not str$"
+    ):
+        await serve_websocket(_never, "127.0.0.1", 0, "cert.pem")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"a client factory"):
+        await serve_websocket(
+            _never,
+            "127.0.0.1",
+            0,
+            None,
+            extensions=[ClientPerMessageDeflateFactory()],  # type: ignore[list-item]
+        )
+
+
+async def test_client_refuses_bad_options_before_connecting() -> None:
+    """The wrong kind of factory, or a bad ssl_context, names the option; no I/O happens."""
+    with pytest.raises(TypeError, match=r"a server factory"):
+        async with open_websocket_url(
+            "ws://127.0.0.1:9/",
+            extensions=[ServerPerMessageDeflateFactory()],  # type: ignore[list-item]
+        ):
+            pass
+    with pytest.raises(TypeError, match=r"^ssl_context must be an ssl.SSLContext or None"):
+        async with open_websocket_url("wss://127.0.0.1:9/", "cert.pem"):  # type: ignore[arg-type]
+            pass
+
+
+async def _never(request: WebSocketRequest) -> None:
+    raise AssertionError("no connection may be served")  # pragma: no cover

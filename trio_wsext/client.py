@@ -29,7 +29,7 @@ from .extensions.base import ClientExtensionFactory
 from .extensions.permessage_deflate import enable_client_permessage_deflate
 from .frames import CloseCode
 from .handshake import ClientHandshake, ClientHandshakeResult
-from .options import check_connection_options
+from .options import check_connection_options, check_extension_factories, check_ssl_context
 
 __all__ = [
     "connect_websocket",
@@ -58,6 +58,7 @@ HANDSHAKE_RECEIVE_SIZE: Final = 65536
 def _client_extensions(
     extensions: Sequence[ClientExtensionFactory] | None, compression: str | None
 ) -> list[ClientExtensionFactory]:
+    check_extension_factories(extensions, server=False)
     if compression == "deflate":
         return list(enable_client_permessage_deflate(extensions))
     if compression is None:
@@ -99,6 +100,7 @@ def parse_url(
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
         raise ValueError(f"WebSocket URL scheme must be 'ws' or 'wss', not {parts.scheme!r}")
+    check_ssl_context("ssl_context", ssl_context)
     if scheme == "ws" and ssl_context is not None:
         raise ValueError("ssl_context must be None for a ws:// URL")
     # RFC 6455 §3: "Fragment identifiers are meaningless in the context of

@@ -9,7 +9,15 @@ connected.
 
 from __future__ import annotations
 
-__all__ = ["check_connection_options", "check_seconds"]
+import ssl
+from collections.abc import Sequence
+
+__all__ = [
+    "check_connection_options",
+    "check_extension_factories",
+    "check_seconds",
+    "check_ssl_context",
+]
 
 
 def check_seconds(name: str, value: float | None, *, allow_none: bool) -> None:
@@ -75,3 +83,56 @@ def check_connection_options(
     check_seconds("disconnect_timeout", disconnect_timeout, allow_none=False)
     check_seconds("ping_interval", ping_interval, allow_none=True)
     check_seconds("ping_timeout", ping_timeout, allow_none=True)
+
+
+def check_ssl_context(name: str, value: object) -> None:
+    """Check that option ``name`` is ``None`` or an :class:`ssl.SSLContext`.
+
+    Raises:
+        TypeError: anything else (a path to a certificate, say), named.
+    """
+    if value is not None and not isinstance(value, ssl.SSLContext):
+        raise TypeError(f"{name} must be an ssl.SSLContext or None, not {type(value).__name__}")
+
+
+def check_extension_factories(extensions: Sequence[object] | None, *, server: bool) -> None:
+    """Check that ``extensions`` holds factories of the right side, before any I/O.
+
+    A server needs objects with ``process_request_params`` (a
+    ``ServerExtensionFactory``), a client objects with ``get_request_params``
+    and ``process_response_params`` (a ``ClientExtensionFactory``): each
+    failure names the position, what was given and what was expected, so a
+    client factory handed to a server (or a string such as ``"deflate"``)
+    fails at once instead of per connection.
+
+    Raises:
+        TypeError: ``extensions`` is not a list of factories of that side.
+    """
+    if extensions is None:
+        return
+    if isinstance(extensions, str | bytes) or not isinstance(extensions, Sequence):
+        raise TypeError(
+            f"extensions must be a list of extension factories, not {type(extensions).__name__}"
+        )
+    side, other = ("server", "client") if server else ("client", "server")
+    needed = (
+        ("process_request_params",)
+        if server
+        else (
+            "get_request_params",
+            "process_response_params",
+        )
+    )
+    for index, factory in enumerate(extensions):
+        if all(callable(getattr(factory, method, None)) for method in needed):
+            continue
+        looks_other = callable(
+            getattr(
+                factory, "process_response_params" if server else "process_request_params", None
+            )
+        )
+        hint = f" (a {other} factory)" if looks_other else ""
+        raise TypeError(
+            f"extensions[{index}] must be a {side.capitalize()}ExtensionFactory,"
+            f" not {type(factory).__name__}{hint}"
+        )

@@ -31,7 +31,7 @@ from .extensions.base import ExtensionParameter, ServerExtensionFactory
 from .extensions.permessage_deflate import enable_server_permessage_deflate
 from .frames import CloseCode, CloseReason
 from .handshake import ExtraHeaders, HandshakeRequest, ServerHandshake
-from .options import check_connection_options
+from .options import check_connection_options, check_extension_factories, check_ssl_context
 
 __all__ = [
     "Handler",
@@ -373,6 +373,7 @@ Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
 def _server_extensions(
     extensions: Sequence[ServerExtensionFactory] | None, compression: str | None
 ) -> list[ServerExtensionFactory]:
+    check_extension_factories(extensions, server=True)
     if compression == "deflate":
         return list(enable_server_permessage_deflate(extensions))
     if compression is None:
@@ -702,6 +703,7 @@ async def serve_websocket(
         OSError: the address cannot be bound.
         ValueError, TypeError: an option is out of range (before binding).
     """
+    check_ssl_context("ssl_context", ssl_context)
     _Options.build(  # ValueError/TypeError before binding
         extensions=extensions,
         compression=compression,

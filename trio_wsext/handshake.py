@@ -29,7 +29,8 @@ import hashlib
 import http
 import os
 import sys
-from collections.abc import Sequence
+import urllib.parse
+from collections.abc import Collection, Sequence
 from importlib import metadata
 from typing import Final, TypeAlias, final
 
@@ -448,6 +449,59 @@ class ClientHandshake:
         )
 
 
+def check_handshake_limits(max_header_bytes: object, max_header_count: object) -> None:
+    """Check the request-head limits a server takes.
+
+    Raises:
+        ValueError: a limit is not a positive ``int``; the message names it.
+    """
+    for name, limit in (
+        ("max_header_bytes", max_header_bytes),
+        ("max_header_count", max_header_count),
+    ):
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"{name} must be a positive int, not {limit!r}")
+
+
+def check_origins(origins: object) -> frozenset[str | None] | None:
+    """Return ``origins`` as a frozenset, checked.
+
+    Raises:
+        TypeError: not ``None``, a string (a common slip for a list of one),
+            or a collection holding anything but ``str`` and ``None``.
+    """
+    if origins is None:
+        return None
+    if isinstance(origins, str | bytes) or not isinstance(origins, Collection):
+        raise TypeError(
+            f"origins must be a list of origins (str, or None), not {type(origins).__name__}"
+        )
+    for origin in origins:
+        if origin is not None and not isinstance(origin, str):
+            raise TypeError(f"origins must hold str or None, not {type(origin).__name__}")
+    return frozenset(origins)
+
+
+def request_path(target: str) -> str | None:
+    """The path and query a request target names, or ``None`` if it names none.
+
+    RFC 7230 §5.3: the origin-form (``/chat?room=1``) is what a client sends
+    to a server; a server "MUST accept the absolute-form"
+    (``http://example.com/chat``), which is reduced to its path and query so
+    that a handler routing on ``path`` never sees a host in it. The
+    authority-form and the asterisk-form name no resource here.
+    """
+    if target.startswith("/"):
+        return target
+    scheme, _, rest = target.partition("://")
+    if scheme.lower() not in {"http", "https", "ws", "wss"} or not rest:
+        return None
+    parts = urllib.parse.urlsplit(target)
+    if not parts.netloc:
+        return None
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
 @final
 class ServerHandshake:
     """The server's side of the opening handshake.
@@ -460,9 +514,15 @@ class ServerHandshake:
         max_header_bytes: the most bytes of request line and headers accepted
             (431 beyond).
         max_header_count: the most header lines accepted (431 beyond).
+        origins: ``None`` admits any request; otherwise the ``Origin`` values
+            allowed, compared exactly (``None`` in it admits a request without
+            ``Origin``, such as one from a program rather than a browser).
+            Others get 403: a browser sends the page's origin, so this is
+            what stops cross-site WebSocket hijacking.
 
     Raises:
         ValueError: a limit is not a positive ``int``.
+        TypeError: ``origins`` is not ``None`` or a collection of ``str``/``None``.
     """
 
     def __init__(
@@ -470,15 +530,12 @@ class ServerHandshake:
         *,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        origins: Collection[str | None] | None = None,
     ) -> None:
-        for name, limit in (
-            ("max_header_bytes", max_header_bytes),
-            ("max_header_count", max_header_count),
-        ):
-            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-                raise ValueError(f"{name} must be a positive int, not {limit!r}")
+        check_handshake_limits(max_header_bytes, max_header_count)
         self.max_header_bytes: Final = max_header_bytes
         self.max_header_count: Final = max_header_count
+        self.origins: Final = check_origins(origins)
         self._connection = h11.Connection(h11.SERVER, max_incomplete_event_size=max_header_bytes)
         self._received = 0
         self._eof = False
@@ -650,9 +707,19 @@ class ServerHandshake:
         lengths = header_values(headers, "content-length")
         if header_values(headers, "transfer-encoding") or any(v.strip() != "0" for v in lengths):
             raise self._fail(400, HandshakeError("a handshake request has no body"))
+        path = request_path(event.target.decode("latin-1"))
+        if path is None:
+            raise self._fail(
+                400, HandshakeError(f"request target is not a path: {event.target[:100]!r}")
+            )
+        if self.origins is not None:
+            origin = header_values(headers, "origin")
+            if len(origin) > 1 or (origin[0] if origin else None) not in self.origins:
+                shown = ", ".join(origin) if origin else "none"
+                raise self._fail(403, HandshakeError(f"origin not allowed: {shown[:100]}"))
         return HandshakeRequest(
             method=method,
-            path=event.target.decode("latin-1"),
+            path=path,
             headers=headers,
             key=key,
             subprotocols=subprotocols,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final, TypeAlias, final
 
 import attrs
@@ -30,7 +30,15 @@ from .exceptions import ConnectionClosed, ConnectionTimeout, HandshakeError
 from .extensions.base import ExtensionParameter, ServerExtensionFactory
 from .extensions.permessage_deflate import enable_server_permessage_deflate
 from .frames import CloseCode, CloseReason
-from .handshake import ExtraHeaders, HandshakeRequest, ServerHandshake
+from .handshake import (
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_HEADER_COUNT,
+    ExtraHeaders,
+    HandshakeRequest,
+    ServerHandshake,
+    check_handshake_limits,
+    check_origins,
+)
 from .options import check_connection_options, check_extension_factories, check_ssl_context
 
 __all__ = [
@@ -71,6 +79,9 @@ class _Options:
     disconnect_timeout: float
     ping_interval: float | None
     ping_timeout: float | None
+    origins: frozenset[str | None] | None = None
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT
 
     @classmethod
     def build(
@@ -85,6 +96,9 @@ class _Options:
         disconnect_timeout: float,
         ping_interval: float | None,
         ping_timeout: float | None,
+        origins: Collection[str | None] | None = None,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     ) -> _Options:
         """Check a server's options and settle its extension factories.
 
@@ -100,6 +114,7 @@ class _Options:
             ping_timeout=ping_timeout,
             connect_timeout=connect_timeout,
         )
+        check_handshake_limits(max_header_bytes, max_header_count)
         return cls(
             extensions=_server_extensions(extensions, compression),
             message_queue_size=message_queue_size,
@@ -109,6 +124,17 @@ class _Options:
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            origins=check_origins(origins),
+            max_header_bytes=max_header_bytes,
+            max_header_count=max_header_count,
+        )
+
+    def handshake(self) -> ServerHandshake:
+        """A new sans-I/O handshake with this server's limits and origins."""
+        return ServerHandshake(
+            max_header_bytes=self.max_header_bytes,
+            max_header_count=self.max_header_count,
+            origins=self.origins,
         )
 
 
@@ -320,7 +346,7 @@ class _ClientLeft(Exception):
 
 
 async def _read_request(
-    stream: trio.abc.Stream, connect_timeout: float
+    stream: trio.abc.Stream, options: _Options
 ) -> tuple[ServerHandshake, HandshakeRequest]:
     """Read the opening handshake within ``connect_timeout``; answer a bad one.
 
@@ -330,7 +356,8 @@ async def _read_request(
         HandshakeError: a bad request; its HTTP error response was sent and
             the stream closed.
     """
-    handshake = ServerHandshake()
+    handshake = options.handshake()
+    connect_timeout = options.connect_timeout
     received = 0
     with trio.move_on_after(connect_timeout):
         try:
@@ -410,6 +437,12 @@ class WebSocketServer:
         disconnect_timeout: seconds for the closing handshake.
         ping_interval: seconds between keepalive pings, ``None`` for none.
         ping_timeout: seconds a keepalive pong may take (then 1011), or ``None``.
+        origins: ``None`` (the default) admits any ``Origin``; otherwise the
+            allowed ``Origin`` values, compared exactly (``None`` in the list
+            admits requests without ``Origin``); others get HTTP 403. Browsers
+            send the page's origin: this stops cross-site WebSocket hijacking.
+        max_header_bytes: the most bytes of request line and headers (431 beyond).
+        max_header_count: the most request header lines (431 beyond).
 
     Raises:
         ValueError, TypeError: no listeners, or an option out of range.
@@ -430,6 +463,9 @@ class WebSocketServer:
         disconnect_timeout: float = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
+        origins: Collection[str | None] | None = None,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     ) -> None:
         if not listeners:
             raise ValueError("listeners must contain at least one listener")
@@ -443,6 +479,9 @@ class WebSocketServer:
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            origins=origins,
+            max_header_bytes=max_header_bytes,
+            max_header_count=max_header_count,
         )
         self._handler = handler
         self._listeners = list(listeners)
@@ -611,7 +650,7 @@ class WebSocketServer:
     ) -> tuple[ServerHandshake, HandshakeRequest] | None:
         """Read the opening handshake within connect_timeout; answer a bad one."""
         try:
-            return await _read_request(stream, self._options.connect_timeout)
+            return await _read_request(stream, self._options)
         except ConnectionTimeout:
             logger.info(
                 "dropped a connection that sent no opening handshake within %s seconds",
@@ -668,6 +707,9 @@ async def serve_websocket(
     disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    origins: Collection[str | None] | None = None,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve WebSocket connections over TCP (and TLS) until cancelled or closed.
@@ -697,6 +739,9 @@ async def serve_websocket(
         disconnect_timeout: see :class:`WebSocketServer`.
         ping_interval: see :class:`WebSocketServer`.
         ping_timeout: see :class:`WebSocketServer`.
+        origins: see :class:`WebSocketServer`.
+        max_header_bytes: see :class:`WebSocketServer`.
+        max_header_count: see :class:`WebSocketServer`.
         task_status: for ``nursery.start``.
 
     Raises:
@@ -714,6 +759,9 @@ async def serve_websocket(
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        origins=origins,
+        max_header_bytes=max_header_bytes,
+        max_header_count=max_header_count,
     )
     listeners: Sequence[trio.abc.Listener[trio.abc.Stream]]
     if ssl_context is None:
@@ -735,6 +783,9 @@ async def serve_websocket(
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        origins=origins,
+        max_header_bytes=max_header_bytes,
+        max_header_count=max_header_count,
     )
     await server.run(task_status=task_status)
 
@@ -752,6 +803,9 @@ async def wrap_server_stream(
     disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    origins: Collection[str | None] | None = None,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
 ) -> WebSocketRequest:
     """Read a client's opening handshake from a stream you accepted; return the request.
 
@@ -777,6 +831,9 @@ async def wrap_server_stream(
         disconnect_timeout: see :class:`WebSocketServer`.
         ping_interval: see :class:`WebSocketServer`.
         ping_timeout: see :class:`WebSocketServer`.
+        origins: see :class:`WebSocketServer`.
+        max_header_bytes: see :class:`WebSocketServer`.
+        max_header_count: see :class:`WebSocketServer`.
 
     Returns:
         The request, waiting for ``accept`` or ``reject``.
@@ -802,9 +859,12 @@ async def wrap_server_stream(
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        origins=origins,
+        max_header_bytes=max_header_bytes,
+        max_header_count=max_header_count,
     )
     try:
-        handshake, request = await _read_request(stream, connect_timeout)
+        handshake, request = await _read_request(stream, options)
     except _ClientLeft as exc:
         await trio.aclose_forcefully(stream)
         raise HandshakeError(str(exc)) from exc.__cause__

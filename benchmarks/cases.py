@@ -119,6 +119,9 @@ P50: Final = Metric("p50", "p50 latency", "ms", "lower", scale=1e3, digits=2)
 P99: Final = Metric("p99", "p99 latency", "ms", "lower", scale=1e3, digits=2)
 RSS_OPEN: Final = Metric("per_conn_open", "RSS/conn, idle", "KiB", "lower", 1 / 1024, 1)
 RSS_USED: Final = Metric("per_conn_used", "RSS/conn, after 1 msg", "KiB", "lower", 1 / 1024, 1)
+RSS_IDLE: Final = Metric(
+    "per_conn_idle", "RSS/conn, 12 s after 1 msg", "KiB", "lower", 1 / 1024, 1
+)
 
 
 @attrs.frozen
@@ -205,7 +208,8 @@ def build_cases(settings: Settings, clients: tuple[ClientKind, ...]) -> list[Cas
             key=f"idle/common/{_mode(on)}", group="idle", workload="idle",
             title=f"{settings.idle_connections:,} idle connections", client="common",
             compression=_mode(on), params={"count": settings.idle_connections},
-            metrics=(RSS_OPEN, RSS_USED), timeout=120 + settings.idle_connections / 10,
+            metrics=(RSS_OPEN, RSS_USED, RSS_IDLE),
+            timeout=140 + settings.idle_connections / 10,
             fresh_server=True, runs=settings.idle_repeat,
         )  # fmt: skip
     add(

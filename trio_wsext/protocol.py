@@ -90,6 +90,9 @@ _KEY_POOL: Final = 256
 #: and websockets). The exact limit applies to the decoded size.
 _WIRE_SLACK: Final = 64
 
+#: The reserved bits declared by no extension (one set shared by every connection).
+_NO_BITS: Final[frozenset[int]] = frozenset()
+
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
@@ -282,7 +285,11 @@ class Protocol:
         self.extensions: Final[list[Extension]] = list(extensions)
         chain = ExtensionChain(self.extensions) if self.extensions else None
         self._chain = chain
-        self._declared_bits = frozenset[int]().union(*(ext.rsv_bits for ext in self.extensions))
+        self._declared_bits = (
+            frozenset[int]().union(*(ext.rsv_bits for ext in self.extensions))
+            if self.extensions
+            else _NO_BITS
+        )
 
         # Receive side. RFC 6455 §5.1: "The server MUST close the connection
         # upon receiving a frame that is not masked. [...] A client MUST close

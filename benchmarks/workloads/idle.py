@@ -3,8 +3,12 @@
 The client (in its own process) reads the server's ``VmRSS`` itself, from
 /proc, at three points: before, with every connection open and idle, and
 after each connection has echoed one 1 KiB JSON message (the usual life of an
-idle connection: it subscribed, then waits). Lazy zlib allocation shows in
-the first figure, context kept after a message in the second.
+idle connection: it subscribed, then waits), and once more after the
+connections have been idle for :data:`IDLE_WAIT` seconds. Lazy zlib
+allocation shows in the first figure, context kept after a message in the
+second, what a library gives back when a connection goes quiet in the third
+(trio_wsext frees its compressor after 10 s without sending; the same wait
+is applied to every library).
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from benchmarks.workloads.common import echo_once
 
 MESSAGE_SIZE: Final = 1024
 """The one message each connection echoes before going idle."""
+
+IDLE_WAIT: Final = 12.0
+"""Seconds the connections stay idle before the last reading: past trio_wsext's 10 s release."""
 
 WARMUP_CONNECTIONS: Final = 20
 """Connections opened, used and closed before the baseline, so one-off costs (lazy imports,
@@ -45,8 +52,9 @@ async def run(adapter: Adapter, runtime: Runtime, params: Params) -> dict[str, A
     """Open ``count`` connections to the server, read its RSS, use each once, read again.
 
     Returns:
-        ``rss_before``, ``rss_open``, ``rss_used`` (bytes), ``per_conn_open``,
-        ``per_conn_used`` (bytes per connection) and ``count``.
+        ``rss_before``, ``rss_open``, ``rss_used``, ``rss_idle`` (bytes),
+        ``per_conn_open``, ``per_conn_used``, ``per_conn_idle`` (bytes per
+        connection) and ``count``.
     """
     message = json_message(MESSAGE_SIZE, 0)
     for _ in range(WARMUP_CONNECTIONS):
@@ -67,11 +75,15 @@ async def run(adapter: Adapter, runtime: Runtime, params: Params) -> dict[str, A
             await echo_once(conn, message)
         await runtime.sleep(params.settle)
         used = rss_bytes(params.server_pid)
+        await runtime.sleep(IDLE_WAIT)
+        idle = rss_bytes(params.server_pid)
     return {
         "count": params.count,
         "rss_before": before,
         "rss_open": opened,
         "rss_used": used,
+        "rss_idle": idle,
         "per_conn_open": (opened - before) / params.count,
         "per_conn_used": (used - before) / params.count,
+        "per_conn_idle": (idle - before) / params.count,
     }

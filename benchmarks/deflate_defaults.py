@@ -4,6 +4,7 @@ Run from the repository's root::
 
     python -m benchmarks.deflate_defaults            # the full tables (about 3 minutes)
     python -m benchmarks.deflate_defaults --quick    # fewer messages and pairs
+    python -m benchmarks.deflate_defaults --mem-levels   # table 5 only (about 2 minutes)
 
 Strategy: every figure comes from trio_wsext's own :class:`PerMessageDeflate`,
 as a connection would use it: a server-side extension encodes a stream of
@@ -23,6 +24,13 @@ as much as real traffic lets it.
   after traffic, and after traffic with no_context_takeover; tracemalloc and
   the process's RSS growth.
 - Table 4: the CPU that freeing the zlib objects after each message costs.
+- Table 5 (``--mem-levels``, alone): memLevel 1-9 at the server's default
+  windows, for the backend in use (zlib-ng when installed, unless
+  ``TRIO_WSEXT_DEFLATE_BACKEND=zlib``): compressed size, compression speed,
+  and the memory of a compressor, busy, and of a connection side that went
+  idle and released its compressor. The RSS figures come from a fresh
+  process per cell, because tracemalloc sees only what the backend allocates
+  through Python's allocator.
 
 Timings are medians of a few runs on a shared machine: read them as orders of
 magnitude. Sizes and memory are exact for this zlib.
@@ -31,7 +39,9 @@ magnitude. Sizes and memory are exact for this zlib.
 from __future__ import annotations
 
 import argparse
+import enum
 import gc
+import importlib.metadata
 import json
 import random
 import statistics
@@ -43,6 +53,8 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from benchmarks.payloads import json_message, json_messages
+from trio_wsext.extensions.deflate_codec import BACKEND
 from trio_wsext.extensions.permessage_deflate import (
     DEFAULT_MAX_WINDOW_BITS,
     DEFAULT_MEM_LEVEL,
@@ -65,6 +77,19 @@ SMALL_SAMPLE: Final = b'{"type":"message","room":"general","user":"alice","text"
 
 BUSY_BYTES: Final = 40_000
 """Bytes sent each way for a "busy" RSS figure: more than the largest window (32 KiB)."""
+
+MEM_LEVEL_SWEEP: Final = tuple(range(1, 10))
+"""memLevel values of table 5: every one zlib accepts."""
+
+LARGE_SIZE: Final = 65536
+"""Bytes of the JSON-like messages of the echo benchmark (benchmarks.payloads) in table 5."""
+
+LARGE_SAMPLE_BYTES: Final = 2**20
+"""Bytes of the message a "full" compressor of table 5 has compressed: at any
+memLevel, more symbols than its buffer holds, so that every page is written."""
+
+SPEED_RUNS: Final = 7
+"""Runs per speed figure of table 5, memLevels interleaved; the median is kept."""
 
 PER_MESSAGE_OVERHEAD: Final = 2 + 52
 """Bytes around a small message on the wire when it travels alone: a 2-byte
@@ -448,26 +473,75 @@ def _rss() -> int:
         return int(statm.read().split()[1]) * 4096
 
 
+class Sample(enum.IntEnum):
+    """The message each connection of an RSS probe sends (and receives)."""
+
+    SMALL = 0
+    """:data:`SMALL_SAMPLE`, a 70-byte chat event."""
+    BUSY = 1
+    """:data:`BUSY_BYTES` of API results: every page of even a 32 KiB window written."""
+    FULL = 2
+    """:data:`LARGE_SAMPLE_BYTES` of JSON-like text: every page of the compressor written."""
+
+
+class Held(enum.IntEnum):
+    """What each connection of an RSS probe holds when the RSS is read."""
+
+    PAIR = 0
+    """A compressor and a decompressor, after one message each way."""
+    COMPRESSOR = 1
+    """A compressor alone, after it compressed one message."""
+    RELEASED = 2
+    """A pair after one message each way, then release_idle_memory(): an idle connection."""
+
+
+def _sample_bytes(sample: Sample) -> bytes:
+    """Return the message that ``sample`` names."""
+    if sample is Sample.SMALL:
+        return SMALL_SAMPLE
+    if sample is Sample.BUSY:
+        return messages("api", BUSY_BYTES, 1)[0]
+    return json_message(LARGE_SAMPLE_BYTES, 0).encode()
+
+
 def rss_per_pair(
     bits: int, mem_level: int, pairs: int, *, busy: bool = True, no_context_takeover: bool = False
 ) -> float:
     """Return the growth of a fresh process's RSS per connection side, after traffic.
 
+    ``busy`` sends :data:`BUSY_BYTES` each way, so that every page of the
+    windows has been written (a connection in steady use); otherwise one small
+    message each way.
+    """
+    sample = Sample.BUSY if busy else Sample.SMALL
+    return rss_per_side(bits, mem_level, pairs, sample, Held.PAIR, no_context_takeover)
+
+
+def rss_per_side(
+    bits: int,
+    mem_level: int,
+    pairs: int,
+    sample: Sample,
+    held: Held,
+    no_context_takeover: bool = False,
+) -> float:
+    """Return the growth of a fresh process's RSS per connection side.
+
     A fresh process, because memory freed by earlier measurements would be
-    reused without growing the RSS. ``busy`` sends :data:`BUSY_BYTES` each
-    way, so that every page of the windows has been written (a connection in
-    steady use); otherwise one small message each way.
+    reused without growing the RSS; and the RSS, because it counts what the
+    backend allocates outside Python's allocator, and only the pages written.
     """
     probe = [sys.executable, "-m", "benchmarks.deflate_defaults", "--rss-probe"]
-    probe += [str(bits), str(mem_level), str(int(no_context_takeover)), str(pairs), str(int(busy))]
+    arguments = (bits, mem_level, int(no_context_takeover), pairs, sample, held)
+    probe += [str(int(argument)) for argument in arguments]
     result = subprocess.run(probe, capture_output=True, text=True, check=True)
     return float(result.stdout)
 
 
 def _rss_probe(
-    bits: int, mem_level: int, no_context_takeover: bool, pairs: int, busy: bool
+    bits: int, mem_level: int, no_context_takeover: bool, pairs: int, sample: Sample, held: Held
 ) -> float:
-    sample = messages("api", BUSY_BYTES, 1)[0] if busy else SMALL_SAMPLE
+    data = _sample_bytes(sample)
     # Warm up everything but zlib, so that only the connections' memory is counted.
     _pair(bits, mem_level)[0].encode(Frame(Opcode.TEXT, b"warm up"), compress=False)
     gc.collect()
@@ -475,12 +549,60 @@ def _rss_probe(
     kept = []
     for _ in range(pairs):
         server, client = _pair(bits, mem_level, no_context_takeover=no_context_takeover)
-        client.decode(server.encode(Frame(Opcode.TEXT, sample)))
-        server.decode(client.encode(Frame(Opcode.TEXT, sample)))
+        sent = server.encode(Frame(Opcode.TEXT, data))
+        if held is not Held.COMPRESSOR:
+            client.decode(sent)
+            server.decode(client.encode(Frame(Opcode.TEXT, data)))
+        if held is Held.RELEASED:
+            server.release_idle_memory()
         kept.append(server)
-        del client
+        del client, sent
     gc.collect()
     return (_rss() - before) / pairs
+
+
+def allocated_per_compressor(bits: int, mem_level: int, count: int) -> float:
+    """Return tracemalloc's bytes per compressor that compressed one small message.
+
+    Only what the backend allocates through Python's allocator is seen (the
+    standard library's zlib and the zlib-ng package both do, today).
+    """
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    kept = []
+    for _ in range(count):
+        server = _pair(bits, mem_level)[0]
+        server.encode(Frame(Opcode.TEXT, SMALL_SAMPLE))
+        kept.append(server)
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    del kept
+    return (after - before) / count
+
+
+def compress_rates(
+    stream: Sequence[bytes], bits: int, mem_levels: Sequence[int], runs: int
+) -> dict[int, float]:
+    """Return each memLevel's compression speed, in MB/s of original bytes (CPU time).
+
+    One server-side extension per run compresses the whole stream with
+    context takeover, as a connection does. The memLevels take turns within
+    each run, so that the machine's drift spreads over all of them; the
+    median of ``runs`` is kept.
+    """
+    total = sum(len(data) for data in stream)
+    seconds: dict[int, list[float]] = {level: [] for level in mem_levels}
+    for _ in range(runs):
+        for level in mem_levels:
+            server = _pair(bits, level)[0]
+            frames = [Frame(Opcode.TEXT, data) for data in stream]
+            start = time.process_time()
+            for frame in frames:
+                server.encode(frame)
+            seconds[level].append(time.process_time() - start)
+    return {level: total / statistics.median(spent) / 1e6 for level, spent in seconds.items()}
 
 
 def cpu_microseconds(
@@ -606,20 +728,104 @@ def lazy_table() -> None:
         _row(f"{bits}, {mem_level}", f"{kept:.1f}", f"{freed:.1f}")
 
 
+def backend_description() -> str:
+    """Return the deflate backend in use and its versions, for the tables' headers."""
+    if BACKEND != "zlib-ng":
+        return f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    from zlib_ng import zlib_ng
+
+    package = importlib.metadata.version("zlib-ng")
+    return f"zlib-ng {zlib_ng.ZLIBNG_RUNTIME_VERSION} (the zlib-ng package {package})"
+
+
+_TABLE_5_CAPTION: Final = """\
+Table 5: memLevel at window bits {bits} (the server's default), {backend}.
+Compressed size in % of the original (lower is better): the mean over chat, telemetry and
+API messages, and the echo benchmark's 64 KiB JSON-like text. Compression speed: MB/s of
+original bytes, CPU time, median of {runs}. Memory per connection side: what tracemalloc sees
+of a compressor, and the RSS growth of {pairs} in a fresh process: compressors after one
+70-byte message; after one of 1 MiB (every page written: a busy connection); connections
+that sent and received {busy} KB each way, then released their compressor (idle ones)
+"""
+
+
+def _mem_level_row(
+    level: int,
+    streams: dict[int, list[list[bytes]]],
+    large: Sequence[bytes],
+    rates: Sequence[dict[int, float]],
+    pairs: int,
+) -> list[str]:
+    """Return the cells of table 5's row for ``level``; the RSS ones probe fresh processes."""
+    bits = DEFAULT_MAX_WINDOW_BITS
+    sizes = [
+        statistics.mean(compressed_percent(stream, bits, level) for stream in streams[size])
+        for size in SIZES
+    ]
+    sizes.append(compressed_percent(large, bits, level))
+    memory = [allocated_per_compressor(bits, level, min(pairs, 100))]
+    for sample, held in (
+        (Sample.SMALL, Held.COMPRESSOR),
+        (Sample.FULL, Held.COMPRESSOR),
+        (Sample.BUSY, Held.RELEASED),
+    ):
+        memory.append(rss_per_side(bits, level, pairs, sample, held))
+    return [
+        str(level),
+        *(f"{size:.2f}" for size in sizes),
+        *(f"{rate[level]:.0f}" for rate in rates),
+        *(f"{size / 1024:.0f}" for size in memory),
+    ]
+
+
+def mem_level_table(counts: dict[int, int], pairs: int, runs: int) -> None:
+    """Print table 5: memLevel 1-9 at the default windows, for the backend in use."""
+    bits = DEFAULT_MAX_WINDOW_BITS
+    streams = {size: [messages(kind, size, counts[size]) for kind in _KINDS] for size in SIZES}
+    large = [text.encode() for text in json_messages(LARGE_SIZE)]
+    mixed = [message for stream in streams[16384] for message in stream]
+    rates = [
+        compress_rates(mixed, bits, MEM_LEVEL_SWEEP, runs),
+        compress_rates(large * 4, bits, MEM_LEVEL_SWEEP, runs),
+    ]
+    caption = _TABLE_5_CAPTION.format(
+        bits=bits, backend=backend_description(), runs=runs, pairs=pairs, busy=BUSY_BYTES // 1000
+    )
+    print(caption)
+    _header(
+        "memLevel", *(f"{size} B" for size in SIZES), "64 KiB JSON-like",
+        "MB/s, 16 KiB", "MB/s, 64 KiB", "KiB allocated, compressor",
+        "KiB RSS, compressor after 70 B", "KiB RSS, compressor after 1 MiB",
+        "KiB RSS, idle after release",
+    )  # fmt: skip
+    for level in MEM_LEVEL_SWEEP:
+        _row(*_mem_level_row(level, streams, large, rates, pairs))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Print the three tables as Markdown."""
+    """Print the tables as Markdown: 1 to 4, or 5 alone (``--mem-levels``)."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages and connections")
     parser.add_argument("--pairs", type=int, default=1000, help="connections per memory figure")
-    parser.add_argument("--rss-probe", nargs=5, type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mem-levels",
+        action="store_true",
+        help="print only table 5: memLevel 1-9 for the backend in use",
+    )
+    parser.add_argument("--rss-probe", nargs=6, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.rss_probe:
-        bits, mem_level, no_context_takeover, pairs, busy = args.rss_probe
-        print(_rss_probe(bits, mem_level, bool(no_context_takeover), pairs, bool(busy)))
+        bits, mem_level, no_context_takeover, pairs, sample, held = args.rss_probe
+        probe = (bits, mem_level, bool(no_context_takeover), pairs, Sample(sample), Held(held))
+        print(_rss_probe(*probe))
         return
     counts = {100: 300, 1024: 100, 16384: 24} if args.quick else {100: 2000, 1024: 600, 16384: 96}
     pairs = 100 if args.quick else args.pairs
     version = sys.version.split()[0]
+    if args.mem_levels:
+        print(f"{backend_description()}, Python {version}\n")
+        mem_level_table(counts, pairs, 3 if args.quick else SPEED_RUNS)
+        return
     print(f"zlib {zlib.ZLIB_RUNTIME_VERSION}, Python {version}, {pairs} connections per memory\n")
     ratio_table(counts, pairs)
     threshold_table(4000 if args.quick else 20000)

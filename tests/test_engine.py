@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import tracemalloc
 import zlib
 from functools import partial
@@ -20,11 +21,12 @@ import trio
 import trio.testing
 from helpers import RawPeer, open_raw_pair
 
-from trio_wsext import WebSocketRequest, open_websocket, serve_websocket
+from trio_wsext import WebSocketRequest, engine, open_websocket, serve_websocket
 from trio_wsext.connection import RECEIVE_SIZE, WebSocketConnection
+from trio_wsext.engine import IDLE_RELEASE_AFTER, _coalesce, _unwritten
 from trio_wsext.exceptions import ConnectionClosed
 from trio_wsext.extensions.permessage_deflate import PerMessageDeflate
-from trio_wsext.frames import Frame, Opcode, serialize_frame
+from trio_wsext.frames import SEPARATE_PAYLOAD_FROM, Frame, Opcode, serialize_frame
 
 MiB = 2**20
 
@@ -272,6 +274,40 @@ async def _raise_in_a_block_under_a_short_deadline(port: int) -> None:
             raise ValueError("from the block")
 
 
+# -- idle memory -------------------------------------------------------------------------
+
+
+def _holds_compressor(extension: PerMessageDeflate) -> bool:
+    return extension._compressor is not None
+
+
+async def test_idle_connection_releases_its_compressor_and_goes_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """After IDLE_RELEASE_AFTER without sending, the compressor is freed; messages still flow."""
+    client_stream, server_stream = trio.testing.memory_stream_pair()
+    client = WebSocketConnection(
+        client_stream, is_client=True, extensions=[PerMessageDeflate(False)], ping_interval=None
+    )
+    server_extension = PerMessageDeflate(True)
+    server = WebSocketConnection(
+        server_stream, is_client=False, extensions=[server_extension], ping_interval=None
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(client.run)
+        await nursery.start(server.run)
+        text = "hello, idle world " * 20
+        await server.send_message(text)
+        assert await client.get_message() == text
+        assert _holds_compressor(server_extension)
+        await trio.sleep(2.5 * IDLE_RELEASE_AFTER)
+        assert not _holds_compressor(server_extension)
+        for _ in range(3):
+            await server.send_message(text)
+            assert await client.get_message() == text
+        nursery.cancel_scope.cancel()
+
+
 # -- the public way to start one -----------------------------------------------------------
 
 
@@ -292,3 +328,73 @@ async def test_run_starts_a_connection_once() -> None:
     assert client.closed.code == 1000
     assert not client.closing_timed_out
     assert isinstance(RawPeer, type)
+
+
+# -- writing in parts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written", [0, 1, 9, 10, 11, 300_009, 300_010])
+def test_unwritten_is_what_a_partial_write_left(written: int) -> None:
+    """After a partial writev, exactly the bytes not written remain, in order."""
+    parts: list[bytes | bytearray] = [b"h" * 10, bytearray(b"p" * 300_000)]
+    whole = b"".join(parts)
+    assert b"".join(_unwritten(parts, written)) == whole[written:]
+
+
+def test_coalesce_joins_small_chunks_and_leaves_large_ones() -> None:
+    """Runs of small chunks become one buffer; a large payload is passed through uncopied."""
+    large = bytes(SEPARATE_PAYLOAD_FROM)
+    chunks: list[bytes | bytearray | memoryview] = [b"a", b"b", large, b"c", memoryview(b"d")]
+    out = _coalesce(chunks)
+    assert out[0] == b"ab"
+    assert out[1] is large
+    assert out[2] == b"cd"
+    assert len(out) == 3
+
+
+async def test_large_messages_cross_a_real_socket_in_parts() -> None:
+    """Messages above the part size, both ways over TCP, arrive whole (writev, partial writes)."""
+    big = bytes(range(256)) * (3 * SEPARATE_PAYLOAD_FROM // 256)
+
+    async def echo(request: WebSocketRequest) -> None:
+        ws = await request.accept()
+        for _ in range(3):
+            await ws.send_message(await ws.get_message())
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(partial(serve_websocket, echo, "127.0.0.1", 0, None))
+            async with open_websocket(
+                "127.0.0.1", server.port, compression=None, max_message_size=None
+            ) as ws:
+                for _ in range(3):
+                    await ws.send_message(big)
+                assert [await ws.get_message() for _ in range(3)] == [big] * 3
+            nursery.cancel_scope.cancel()
+
+
+async def test_heap_trims_are_delayed_and_rate_limited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many requests in a burst make one trim, TRIM_DELAY later; the next waits half a period."""
+    trims: list[bool] = []
+    monkeypatch.setattr(engine, "_malloc_trim", lambda: trims.append(True))
+    monkeypatch.setattr(engine._TrimState, "last", -math.inf)
+    monkeypatch.setattr(engine, "TRIM_DELAY", 0.05)
+    monkeypatch.setattr(engine, "IDLE_RELEASE_AFTER", 0.6)
+    for _ in range(100):
+        engine.request_heap_trim()
+    assert trims == []  # delayed, so that a wave of releases shares one trim
+    await trio.sleep(0.2)
+    assert trims == [True]
+    engine.request_heap_trim()  # too soon after the last one
+    await trio.sleep(0.2)
+    assert trims == [True]
+    await trio.sleep(0.2)
+    engine.request_heap_trim()
+    await trio.sleep(0.2)
+    assert trims == [True, True]
+
+
+def test_trim_heap_does_nothing_without_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where malloc_trim is missing, trimming is a no-op, not an error."""
+    monkeypatch.setattr(engine, "_malloc_trim", None)
+    engine.trim_heap()

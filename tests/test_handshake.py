@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import websockets.extensions.base as ws_base
@@ -874,7 +875,7 @@ def test_server_refuses_data_after_request() -> None:
     ],
     ids=["bytes 0", "count negative", "count bool"],
 )
-def test_server_refuses_bad_limits(kwargs: dict[str, int], message: str) -> None:
+def test_server_refuses_bad_limits(kwargs: dict[str, Any], message: str) -> None:
     """Limits must be positive ints."""
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         ServerHandshake(**kwargs)

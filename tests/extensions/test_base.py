@@ -84,6 +84,17 @@ def test_extension_passes_frames_through_unchanged() -> None:
     assert Extension.rsv_bits == frozenset()
 
 
+def test_extension_release_idle_memory_is_a_no_op_every_extension_has() -> None:
+    """The hook exists on every extension, seed-style ones too, and the base one does nothing."""
+    log: list[str] = []
+    extensions = [Extension("x-plain"), SeedStyle(), Tagging(b"a", log)]
+    for extension in extensions:
+        extension.release_idle_memory()
+    frame = Frame(Opcode.BINARY, b"data")
+    assert ExtensionChain(extensions).encode(frame).data == b"dataa"
+    assert log == ["encode a"]
+
+
 def test_subclass_repr_names_its_class() -> None:
     """repr uses the subclass's name, as the seed's does."""
     assert repr(SeedStyle()) == "SeedStyle(name='x-seed')"

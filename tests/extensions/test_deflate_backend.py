@@ -106,6 +106,55 @@ def test_zlib_ng_stays_within_the_negotiated_window(
         assert output == message
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("is_server", [True, False], ids=["server", "client"])
+@pytest.mark.parametrize("bits", [8, 9, 12, 15], ids=lambda bits: f"bits-{bits}")
+@pytest.mark.parametrize("every", [1, 2], ids=["release-each", "release-every-other"])
+def test_side_released_between_messages_is_read_by_peers_that_kept_their_window(
+    monkeypatch: pytest.MonkeyPatch, name: str, is_server: bool, bits: int, every: int
+) -> None:
+    """Released or not, each message reads with our decoder and with one zlib inflater."""
+    if name == "zlib-ng" and not HAVE_ZLIB_NG:
+        pytest.skip("zlib-ng is not installed (pip install trio_wsext[fast])")
+    side = extension(monkeypatch, name, is_server, bits, bits)
+    peer = extension(monkeypatch, name, not is_server, bits, bits)
+    inflater = zlib.decompressobj(wbits=-bits)
+    for index, frames in enumerate(messages()):
+        sent = [side.encode(frame) for frame in frames]
+        assert [peer.decode(frame).data for frame in sent] == [f.data for f in frames]
+        stream = b"".join(frame.data for frame in sent) + b"\x00\x00\xff\xff"
+        assert inflater.decompress(stream) == b"".join(f.data for f in frames)
+        if index % every == 0:
+            side.release_idle_memory()
+            assert side._compressor is None
+        else:
+            assert side._compressor is not None
+    assert peer._decompressor is not None
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_release_waits_for_the_end_of_a_fragmented_message_with_each_backend(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Between two fragments of a compressed message, release keeps the compressor."""
+    if name == "zlib-ng" and not HAVE_ZLIB_NG:
+        pytest.skip("zlib-ng is not installed (pip install trio_wsext[fast])")
+    server = extension(monkeypatch, name, True, 12, 12)
+    client = extension(monkeypatch, name, False, 12, 12)
+    fragments = next(frames for frames in messages() if len(frames) > 2)
+    sent = []
+    for fragment in fragments:
+        sent.append(server.encode(fragment))
+        if fragment.fin:
+            server.release_idle_memory()
+            assert server._compressor is None
+        else:
+            compressor = server._compressor
+            server.release_idle_memory()
+            assert server._compressor is compressor is not None
+    assert [client.decode(frame).data for frame in sent] == [f.data for f in fragments]
+
+
 def deflate_bomb(inflated: int) -> bytes:
     """A raw DEFLATE stream of ``inflated`` zero bytes, about 1/1000 of that."""
     compressor = zlib.compressobj(wbits=-15)

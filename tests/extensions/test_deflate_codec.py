@@ -579,6 +579,132 @@ def test_server_allocates_zlib_objects_lazily_and_frees_them_without_takeover() 
     assert freed < 10 * 4096
 
 
+# Releasing idle memory.
+
+
+@pytest.mark.parametrize("is_server", [True, False], ids=["server", "client"])
+def test_side_compresses_hello_afresh_after_release_and_peer_decodes_it(is_server: bool) -> None:
+    """RFC 7692 §7.2.3.1-2: after release "Hello" is f2 48 cd c9 c9 07 00 again, not f2 00 11."""
+    side, peer = PerMessageDeflate(is_server), PerMessageDeflate(not is_server)
+    assert peer.decode(side.encode(text(HELLO))).data == HELLO
+    side.release_idle_memory()
+    assert side._compressor is None
+    again = side.encode(text(HELLO))
+    assert again.data == bytes.fromhex("f248cdc9c90700")
+    assert peer.decode(again).data == HELLO
+    assert side.encode(text(HELLO)).data == bytes.fromhex("f200110000")  # context again
+
+
+@pytest.mark.parametrize("is_server", [True, False], ids=["server", "client"])
+def test_side_keeps_its_decompressor_window_on_release(is_server: bool) -> None:
+    """The peer's next message may refer back to its last one, so release keeps that window."""
+    side, peer = PerMessageDeflate(is_server), PerMessageDeflate(not is_server)
+    message = json_text(20)
+    assert side.decode(peer.encode(text(message))).data == message
+    decompressor = side._decompressor
+    side.release_idle_memory()
+    assert side._decompressor is decompressor
+    reference = peer.encode(text(message))
+    assert len(reference.data) < len(message) // 20  # a back-reference, nearly nothing else
+    assert side.decode(reference).data == message
+
+
+@pytest.mark.parametrize("bits", [8, 9, 10, 12, 15], ids=lambda bits: f"bits-{bits}")
+@pytest.mark.parametrize("is_server", [True, False], ids=["server", "client"])
+def test_side_released_between_messages_is_read_by_zlib_fed_the_whole_stream(
+    is_server: bool, bits: int
+) -> None:
+    """One zlib decompressobj(-bits) reads every message, released or not, as one stream."""
+    side = PerMessageDeflate(is_server, bits, bits)
+    peer = PerMessageDeflate(not is_server, bits, bits)
+    inflater = zlib.decompressobj(wbits=-bits)
+    messages = [json_text(count, seed) for seed, count in enumerate((3, 40, 3, 200, 3, 3))]
+    for index, message in enumerate(messages):
+        frame = side.encode(text(message))
+        assert inflater.decompress(frame.data + TAIL) == message
+        assert peer.decode(frame).data == message
+        if index % 2:
+            side.release_idle_memory()
+    assert peer._decompressor is not None
+
+
+def test_server_compresses_a_repeat_without_context_after_release() -> None:
+    """A repeated message shrinks to back-references without release, not after one."""
+    kept, released = PerMessageDeflate(True), PerMessageDeflate(True)
+    message = json_text(30)
+    sizes = []
+    for side in (kept, released):
+        side.encode(text(message))
+        if side is released:
+            side.release_idle_memory()
+        sizes.append(len(side.encode(text(message)).data))
+    assert sizes[0] < len(message) // 20 < len(message) // 10 < sizes[1]
+
+
+def test_server_release_in_the_middle_of_a_compressed_fragmented_message_does_nothing() -> None:
+    """The next fragments need the same compressor: it stays until the last one is sent."""
+    server, client = PerMessageDeflate(True), PerMessageDeflate(False)
+    parts = [json_text(10, seed) for seed in range(3)]
+    frames = [server.encode(text(parts[0], fin=False))]
+    compressor = server._compressor
+    server.release_idle_memory()
+    assert server._compressor is compressor
+    frames.append(server.encode(cont(parts[1], fin=False)))
+    server.release_idle_memory()
+    assert server._compressor is compressor
+    frames.append(server.encode(cont(parts[2])))
+    assert [client.decode(frame).data for frame in frames] == parts
+    server.release_idle_memory()
+    assert server._compressor is None
+
+
+def test_server_release_during_an_uncompressed_fragmented_message_drops_the_compressor() -> None:
+    """An uncompressed message does not use the compressor, so release may drop it then."""
+    server, client = PerMessageDeflate(True), PerMessageDeflate(False)
+    assert client.decode(server.encode(text(HELLO))).data == HELLO
+    first = server.encode(text(b"He", fin=False), compress=False)
+    server.release_idle_memory()
+    assert server._compressor is None
+    frames = [first, server.encode(cont(b"llo")), server.encode(text(HELLO))]
+    assert [frame.rsv1 for frame in frames] == [False, False, True]
+    assert [client.decode(frame).data for frame in frames] == [b"He", b"llo", HELLO]
+    assert frames[2].data == bytes.fromhex("f248cdc9c90700")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [(), (15, 15, True, True), (15, 15, True, False)],
+    ids=["unused", "no-takeover", "server-no-takeover"],
+)
+def test_server_release_with_nothing_to_free_is_harmless(arguments: tuple[object, ...]) -> None:
+    """Before any message, or under no_context_takeover, release finds nothing; twice is fine."""
+    server = PerMessageDeflate(True, *arguments)  # type: ignore[arg-type]
+    client = PerMessageDeflate(False, *arguments)  # type: ignore[arg-type]
+    server.release_idle_memory()
+    for _ in range(2):
+        assert client.decode(server.encode(text(HELLO))).data == HELLO
+        server.release_idle_memory()
+        server.release_idle_memory()
+        assert server._compressor is None
+
+
+def test_server_release_frees_the_compressor_and_keeps_the_decompressor() -> None:
+    """tracemalloc, zlib's defaults: ~260 KiB freed per connection, the ~40 KiB inflater kept."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        servers = _exchange(False)
+        busy = tracemalloc.get_traced_memory()[0]
+        for server in servers:
+            server.release_idle_memory()
+        released = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert busy - released > 10 * 200 * 1024
+    assert 10 * 30 * 1024 < released - before < 10 * 60 * 1024
+    assert all(server._decompressor is not None for server in servers)
+
+
 # Byte-for-byte interoperability with websockets' own implementation.
 
 

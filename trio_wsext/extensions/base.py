@@ -18,6 +18,9 @@ whose signature accepts it, so that code written the seed's way
 
 Extensions that use reserved bits declare them in :attr:`Extension.rsv_bits`,
 so that the handshake never activates two extensions that claim the same bit.
+A connection that has gone quiet calls
+:meth:`~Extension.release_idle_memory`, so that an extension may free what it
+can rebuild (a compressor) instead of holding it for an idle peer.
 """
 
 from __future__ import annotations
@@ -109,6 +112,17 @@ class Extension:
                 this and raises :class:`~trio_wsext.exceptions.PayloadTooBig`.
         """
         return frame
+
+    def release_idle_memory(self) -> None:
+        """Free memory this extension can rebuild; the base class holds none.
+
+        Called by the connection when it has sent nothing for a while; an
+        extension may free what it can rebuild; never called in the middle of
+        a message. The connection calls it where it calls :meth:`encode`,
+        never while an ``encode`` runs, so an extension may drop send-side
+        state without a lock. State that the peer's next messages rely on
+        (a decompressor's window under context takeover) must be kept.
+        """
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(name={self.name!r})"

@@ -11,7 +11,12 @@ The compressor and the decompressor share no state, so that a connection may
 encode in one thread while it decodes in another. Each is created by the
 first message that needs it and, under ``*_no_context_takeover``, dropped at
 the end of each message: an idle connection of that kind holds no zlib
-memory at all.
+memory at all. With context takeover, :meth:`PerMessageDeflate.release_idle_memory`
+drops the compressor of a connection that has gone quiet: the next message
+starts a fresh one, whose output never refers back to the old window, which
+every peer decodes (its decompressor keeps the old window, unused). The
+decompressor is kept, because the peer's next messages may refer to its
+window.
 
 Decompression is bounded: zlib is never asked for more output than what is
 left of the message-size budget, plus one byte to tell "exactly full" from
@@ -374,6 +379,27 @@ class PerMessageDeflate(Extension):
         return frame_unchecked(
             opcode, data, frame.fin, opcode is not Opcode.CONT, frame.rsv2, frame.rsv3
         )
+
+    def release_idle_memory(self) -> None:
+        """Drop the compressor between messages; the next message builds a fresh one.
+
+        A sender may start a new LZ77 window at any message boundary: the
+        fresh compressor emits no back-reference into the old window, and the
+        peer's decompressor, which keeps that window, decodes the message as
+        any other. So an idle connection with context takeover holds no
+        compressor (zlib's is ~50 KiB at the default settings, zlib-ng's
+        ~150-310 KiB), at the cost of compressing its next message without
+        context. The decompressor is kept: under context takeover the peer's
+        next messages may refer to its window (under the peer's
+        no_context_takeover it is already freed after each message).
+
+        Does nothing while a compressed message is half sent (its first
+        frame encoded, not yet its last): its next frames need the same
+        compressor. Touches only the send side, like :meth:`encode`, and must
+        not run at the same time as it.
+        """
+        if not self._compressing:
+            self._compressor = None
 
     def decode(self, frame: Frame, *, max_size: int | None = None) -> Frame:
         """Decompress an incoming data frame of a compressed message.

@@ -52,11 +52,14 @@ _WINDOW_BITS_VALUES: Final = {str(bits): bits for bits in range(8, 16)}
 #: at zlib's defaults; each step above 12 bits costs 3-27 KiB per % saved.
 DEFAULT_MAX_WINDOW_BITS: Final = 12
 #: At 12 bits, memLevel 5 is within 0.5 % of 8 and 9, and takes 50 KiB, not 162.
-#: With zlib-ng (``trio_wsext[fast]``) memLevel does not change the memory (a
-#: compressor and a decompressor hold ~189 KiB at 5 and at 8, RSS of 300
-#: pairs), and 8 compresses 12-16 % faster than 5 with 2 % smaller output
-#: (JSON-like text of 16 KiB-1 MiB, level 6, 12-bit window): 8 there.
-DEFAULT_MEM_LEVEL: Final = 8 if BACKEND == "zlib-ng" else 5
+#: zlib-ng's compressor (``trio_wsext[fast]``) holds a fixed 128 KiB hash
+#: table, and memLevel sizes its symbol buffer only: once busy, it holds
+#: ~160 KiB at 5, 170 at 6, 190 at 7, 230 at 8 (RSS after a 1 MiB message).
+#: memLevel 6 compresses 100 B-16 KiB JSON exactly as 8 does, at the same speed,
+#: and 64 KiB JSON-like text 0.9 % larger and 7-8 % slower, for 60 KiB less.
+#: 5 is 1 % larger and 4-8 % slower than 6, and each step above 6 doubles the
+#: buffer for 0.6 % or less of the 64 KiB text: 6 there (``--mem-levels``).
+DEFAULT_MEM_LEVEL: Final = 6 if BACKEND == "zlib-ng" else 5
 #: Below 32 bytes compressing saves at most 13 % of the bytes on the wire for
 #: ~4 times the CPU per message, and without context takeover it expands them.
 DEFAULT_THRESHOLD: Final = 32
@@ -130,6 +133,32 @@ def _build_params(params: _Params) -> list[ExtensionParameter]:
     elif params.client_max_window_bits is not None:
         built.append(("client_max_window_bits", str(params.client_max_window_bits)))
     return built
+
+
+class _WindowAboveOfferError(InvalidParameterValue):
+    """A response's window size is larger than the one the offer allowed.
+
+    Attributes:
+        offered: the largest window size (in bits) the offer allowed.
+    """
+
+    def __init__(self, name: str, offered: int, received: int) -> None:
+        super().__init__(name, str(received))
+        self.offered = offered
+        # The inherited message names the value only; the limit explains the refusal.
+        self.args = (f"{name}={received} exceeds the offered {offered}",)
+
+
+def _refuse_window_above_offer(name: str, offered: int, received: int) -> None:
+    """Raise InvalidParameterValue if a response's window size exceeds the offered one.
+
+    RFC 7692 §7.1.2.1 and §7.1.2.2: a server answers an offered window size
+    "with the same or smaller value as the offer" ("equal to or smaller than
+    the received value"). A larger one is a configuration the client did not
+    offer, so RFC 7692 §7.1 has the client fail the connection.
+    """
+    if received > offered:
+        raise _WindowAboveOfferError(name, offered, received)
 
 
 def _refuse_duplicate(accepted_extensions: Sequence[Extension], what: str) -> None:
@@ -223,8 +252,9 @@ class ClientPerMessageDeflateFactory(_FactorySettings, ClientExtensionFactory):
         client_max_window_bits: the largest window (8-15) this client
             compresses with. ``15`` or ``True`` sends the bare parameter (the
             server may then ask for a smaller window, as browsers allow);
-            a smaller value is sent as a limit; ``None`` sends nothing, and the
-            server may not limit this client's window.
+            a smaller value is sent as a limit, and a response above it fails
+            the handshake; ``None`` sends nothing, and the server may not
+            limit this client's window.
         server_no_context_takeover: ask the server to compress each message
             with an empty window; a response without it fails the handshake.
         client_no_context_takeover: compress each message with an empty window.
@@ -302,8 +332,9 @@ class ClientPerMessageDeflateFactory(_FactorySettings, ClientExtensionFactory):
             NegotiationError: RFC 7692 §7.1: the client "MUST _Fail the
                 WebSocket Connection_" when the response has an undefined
                 parameter, an invalid value, a duplicate, or a configuration
-                the client does not support; and for a second
-                permessage-deflate. The subclasses name the parameter.
+                the client does not support, such as a window size above
+                the offered one (:class:`InvalidParameterValue`); and for a
+                second permessage-deflate. The subclasses name the parameter.
         """
         _refuse_duplicate(accepted_extensions, "received")
         offer = self._offer()
@@ -356,16 +387,14 @@ class ClientPerMessageDeflateFactory(_FactorySettings, ClientExtensionFactory):
                     f"the response lacks server_max_window_bits, which the offer limited "
                     f"to {requested}"
                 )
-            if answered > requested:
-                raise NegotiationError(
-                    f"server_max_window_bits={answered} exceeds the offered {requested}"
-                )
+            _refuse_window_above_offer("server_max_window_bits", requested, answered)
         server_max_window_bits = DEFAULT_WINDOW_BITS if answered is None else answered
 
         # client_max_window_bits (RFC 7692 §7.1.2.2: unoffered, the response
         # "MUST NOT include" it; offered with a value, "the client is not going
-        # to use an LZ77 sliding window size greater than" that value, whatever
-        # the response says)
+        # to use an LZ77 sliding window size greater than" that value, and the
+        # server limits it in a response "with a value equal to or smaller
+        # than the received value")
         #
         #   Req.    Resp.   Result
         #   ------  ------  ----------------------------------------
@@ -375,14 +404,18 @@ class ClientPerMessageDeflateFactory(_FactorySettings, ClientExtensionFactory):
         #   bare    M       M
         #   N       absent  N
         #   N       M<=N    M
-        #   N       M>N     N
-        if offer.client_max_window_bits is None and response.client_max_window_bits is not None:
-            raise NegotiationError(
-                "the response has client_max_window_bits, which the offer did not include"
-            )
-        limit = _bits(offer.client_max_window_bits) or DEFAULT_WINDOW_BITS
-        answered = _bits(response.client_max_window_bits)
-        client_max_window_bits = limit if answered is None else min(answered, limit)
+        #   N       M>N     Error: above the limit
+        offered = _bits(offer.client_max_window_bits)
+        answered = _bits(response.client_max_window_bits)  # never bare: _parse_params refuses it
+        if answered is not None:
+            if offer.client_max_window_bits is None:
+                raise NegotiationError(
+                    f"the response has client_max_window_bits={answered}, which the offer "
+                    "did not include"
+                )
+            if offered is not None:
+                _refuse_window_above_offer("client_max_window_bits", offered, answered)
+        client_max_window_bits = answered or offered or DEFAULT_WINDOW_BITS
 
         return PerMessageDeflate(
             False,
@@ -602,7 +635,7 @@ def enable_client_permessage_deflate(
     If a permessage-deflate factory is already there, its settings are kept.
     The default offers ``permessage-deflate; client_max_window_bits``, as
     browsers do, so the server chooses both windows; it compresses with
-    ``memLevel`` 5 (8 with zlib-ng) and leaves messages under 32 bytes
+    ``memLevel`` 5 (6 with zlib-ng) and leaves messages under 32 bytes
     uncompressed. The
     README's "Compression" section shows the measurements behind these.
 
@@ -632,8 +665,9 @@ def enable_server_permessage_deflate(
     The default limits both windows to 4 KiB (12 bits), compresses with
     ``memLevel`` 5 and leaves messages under 32 bytes uncompressed: about
     50 KiB per busy connection instead of zlib's 300 KiB (with zlib-ng,
-    ``memLevel`` 8 and about 189 KiB whatever the settings). The README's
-    "Compression" section shows the measurements behind these.
+    ``memLevel`` 6 and about 170-210 KiB, mostly its compressor's fixed hash
+    table). The README's "Compression" section shows the measurements behind
+    these.
 
     Args:
         extensions: the server's extension factories, or ``None``.

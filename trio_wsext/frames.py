@@ -403,6 +403,11 @@ class FrameParser:
         return len(self._buffer) - self._pos + self._large_received
 
     @property
+    def missing(self) -> int:
+        """Payload bytes still to come of a large frame being collected, else 0."""
+        return self._large_missing
+
+    @property
     def whole_frame_size(self) -> int:
         """The payload length of the next frame if all of it is received, else 0."""
         if self._large_head >= 0:

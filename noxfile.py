@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nox
@@ -97,3 +98,60 @@ def bench(session: nox.Session) -> None:
     """Benchmark trio_wsext side by side with other Python WebSocket libraries."""
     session.install("-e", ".", "websockets", "trio-websocket", "aiohttp", "picows")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+AUTOBAHN_DIR = ROOT / "tests" / "autobahn"
+
+
+def _find_python27() -> str | None:
+    """Return a Python 2.7 interpreter: ``$AUTOBAHN_PYTHON27``, python2.7 on PATH, or pyenv's.
+
+    Each candidate is run once, since a pyenv shim is on PATH even when it cannot run.
+    """
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = [
+        os.environ.get("AUTOBAHN_PYTHON27"),
+        shutil.which("python2.7"),
+        shutil.which("python2"),
+        *(str(path) for path in sorted(pyenv_root.glob("versions/2.7.*/bin/python2.7"))),
+    ]
+    for candidate in candidates:
+        if not candidate:
+            continue
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2] == (2, 7))"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == "True":
+            return candidate
+    return None
+
+
+@nox.session
+def autobahn(session: nox.Session) -> None:
+    """Run the Autobahn|Testsuite against trio_wsext's and websockets' echo servers.
+
+    Posargs go to tests/autobahn/run.py, e.g. ``nox -s autobahn -- --cases "12.*,13.*"``.
+    wstest (autobahntestsuite 25.10.1) is Python 2.7 code whose wheel declares no
+    dependencies, so it gets a Python 2.7 virtualenv of its own in this session's
+    directory, made by the last virtualenv that can make one (20.21), with the pins of
+    tests/autobahn/requirements-wstest.txt. A full run takes long: not a default session.
+    """
+    session.install("-e", ".", "websockets", "virtualenv<20.22")
+    python27 = _find_python27()
+    if python27 is None:
+        session.error("wstest needs Python 2.7: set AUTOBAHN_PYTHON27 or put python2.7 on PATH")
+    wstest_env = Path(session.virtualenv.location) / "wstest-py27"
+    if not (wstest_env / "bin" / "python").exists():
+        session.run("virtualenv", "--quiet", "--python", python27, str(wstest_env))
+    session.run(
+        str(wstest_env / "bin" / "python"), "-m", "pip", "install", "--quiet",
+        "--disable-pip-version-check", "-r", str(AUTOBAHN_DIR / "requirements-wstest.txt"),
+        external=True,
+    )  # fmt: skip
+    session.run(
+        "python", str(AUTOBAHN_DIR / "run.py"), "--wstest", str(wstest_env / "bin" / "wstest"),
+        *session.posargs,
+    )  # fmt: skip

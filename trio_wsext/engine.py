@@ -698,6 +698,24 @@ class ConnectionEngine:
                 frame()
         self._write(protocol.data_to_send_parts())
 
+    async def _take_turn(self) -> bool:
+        """Start a send: refuse it when closing, honour cancellation, wait for the turn.
+
+        Returns whether it had to wait (then the caller passes the turn on
+        after framing; otherwise it counts towards :data:`SCHEDULE_EVERY`).
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if self._phase is not _OPEN:
+            await trio.lowlevel.checkpoint()
+            raise self.connection_closed()
+        await checkpoint_if_cancelled()
+        if self._send_busy or self._unsent_bytes > self._high_water or self._senders:
+            await self._wait_turn()
+            return True
+        return False
+
     async def _wait_turn(self) -> None:
         """Wait until this task may frame: the send side free, the buffer under the mark."""
         while self._send_busy or self._unsent_bytes > self._high_water or self._senders:
@@ -726,13 +744,7 @@ class ConnectionEngine:
         Raises:
             ConnectionClosed: the connection is closing or closed.
         """
-        if self._phase is not _OPEN:
-            await trio.lowlevel.checkpoint()
-            raise self.connection_closed()
-        await checkpoint_if_cancelled()
-        waited = self._send_busy or self._unsent_bytes > self._high_water or bool(self._senders)
-        if waited:
-            await self._wait_turn()
+        waited = await self._take_turn()
         protocol = self.protocol
         before = protocol.bytes_sent
         if self._offload and len(data) >= THREAD_SEND_THRESHOLD:
@@ -782,13 +794,7 @@ class ConnectionEngine:
 
     async def send_control(self, frame: Callable[[], None]) -> None:
         """Frame a ping or pong from the application in its turn, as a message would be."""
-        if self._phase is not _OPEN:
-            await trio.lowlevel.checkpoint()
-            raise self.connection_closed()
-        await checkpoint_if_cancelled()
-        waited = self._send_busy or self._unsent_bytes > self._high_water or bool(self._senders)
-        if waited:
-            await self._wait_turn()
+        waited = await self._take_turn()
         frame()
         self._write(self.protocol.data_to_send_parts())
         if self._senders:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -276,7 +277,10 @@ async def test_server_answers_every_bad_client_and_serves_good_ones(
     ]
     assert results["vanishing"] is None
 
-    server_log = [r.getMessage() for r in caplog.records if r.name == "trio_wsext.server"]
+    # Each line starts with its connection's name and peer ("conn 12 127.0.0.1:5555: ...").
+    named = [r.getMessage() for r in caplog.records if r.name == "trio_wsext.server"]
+    assert all(re.match(r"conn \d+ 127\.0\.0\.1:\d+: ", line) for line in named[1:]), named
+    server_log = [re.sub(r"^conn \d+ [^ ]+: ", "", line) for line in named]
     assert garbage_logged in server_log
     assert "dropped a connection that sent no opening handshake within 1.0 seconds" in server_log
     assert "refused a bad opening handshake: request head exceeds 16384 bytes" in server_log

@@ -221,3 +221,6 @@ async def test_extension_that_raises_in_decode_is_logged_with_its_traceback(
     assert len(errors) == 1
     assert errors[0].exc_info is not None
     assert isinstance(errors[0].exc_info[1], KeyError)
+    # Named as its connection: the memory stream has no address, so "conn N" alone.
+    assert errors[0].getMessage().startswith(f"{server._engine.log_name}: ")
+    assert server._engine.log_name.startswith("conn ")

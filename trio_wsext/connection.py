@@ -110,6 +110,8 @@ class WebSocketConnection(trio.abc.AsyncResource):
             fails with 1011, ``None`` to never fail. Never while this side's
             own reader has stopped for backpressure: the pong may be behind
             data this side has not read.
+        log_name: what this connection's log lines start with; by default
+            ``conn N <peer address>``, N unique in the process.
 
     Raises:
         ValueError, TypeError: an argument is out of range or of the wrong type.
@@ -143,6 +145,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         disconnect_timeout: float = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
+        log_name: str | None = None,
     ) -> None:
         self._engine = ConnectionEngine(
             stream,
@@ -156,6 +159,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
+            log_name=log_name,
         )
         self._is_client = is_client
         self._path = path

@@ -59,6 +59,7 @@ import contextlib
 import ctypes
 import enum
 import functools
+import itertools
 import logging
 import math
 import os
@@ -70,7 +71,7 @@ from typing import Final
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from .endpoints import stream_endpoint
+from .endpoints import Endpoint, stream_endpoint
 from .exceptions import ConnectionClosed
 from .extensions.base import Extension
 from .frames import (
@@ -226,6 +227,23 @@ _OPEN: Final = Phase.OPEN
 _DONE: Final = Phase.DONE
 
 
+_connection_numbers: Final = itertools.count(1)
+
+
+def new_log_name(remote: object) -> str:
+    """A name for one connection's log lines: ``conn N <peer address>``, N unique in the process.
+
+    The server gives one to each accepted socket, so that the lines of its
+    handshake, its handler and its connection all start the same.
+    """
+    number = next(_connection_numbers)
+    # A stream without an address (a memory stream, say) has only a long repr.
+    if not isinstance(remote, Endpoint):
+        return f"conn {number}"
+    host = str(remote.address) if remote.address.version == 4 else f"[{remote.address}]"
+    return f"conn {number} {host}:{remote.port}"
+
+
 def _load_malloc_trim() -> Callable[[], None] | None:
     """glibc's ``malloc_trim(0)``, or ``None`` where there is none (musl, macOS, Windows)."""
     if not sys.platform.startswith("linux"):
@@ -370,6 +388,7 @@ class ConnectionEngine:
         "close_timed_out",
         "extra_data",
         "local",
+        "log_name",
         "messages_sent",
         "protocol",
         "remote",
@@ -392,6 +411,7 @@ class ConnectionEngine:
         disconnect_timeout: float = 10,
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
+        log_name: str | None = None,
     ) -> None:
         check_connection_options(
             message_queue_size=message_queue_size,
@@ -415,6 +435,8 @@ class ConnectionEngine:
         #: The stream's endpoints.
         self.local = stream_endpoint(stream, local=True)
         self.remote = stream_endpoint(stream, local=False)
+        #: What this connection's log lines start with (``conn N <peer>``).
+        self.log_name = log_name or new_log_name(self.remote)
         #: What crossed the stream after the opening handshake.
         self.wire_bytes_sent = 0
         self.wire_bytes_received = 0
@@ -787,7 +809,7 @@ class ConnectionEngine:
     def _send_side_failed(self, exc: Exception) -> None:
         # An extension's encode (or a bug) failed: the send side's state is
         # unknown, so no close frame can be trusted to go out after it.
-        logger.error("%s: sending failed", self.remote, exc_info=exc)
+        logger.error("%s: sending failed", self.log_name, exc_info=exc)
         self._set_closed(CloseCode.INTERNAL_ERROR, "internal error", exc)
         self._incoming.close()
         self._teardown()
@@ -951,7 +973,7 @@ class ConnectionEngine:
             if event.code == CloseCode.INTERNAL_ERROR:
                 # An extension's decode raised: our bug, not the peer's.
                 logger.error(
-                    "%s: %s", self.remote, event.reason, exc_info=event.exception.__cause__
+                    "%s: %s", self.log_name, event.reason, exc_info=event.exception.__cause__
                 )
             self._fail(event.code, event.reason, event.exception)
 
@@ -1112,13 +1134,13 @@ class ConnectionEngine:
                 except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                     self._lost(exc, "stream broke while reading")
                 except Exception as exc:
-                    logger.exception("%s: reader failed", self.remote)
+                    logger.exception("%s: reader failed", self.log_name)
                     self._fail(CloseCode.INTERNAL_ERROR, "internal error", exc)
                     await self._read()  # until our close frame is out (or the timeout)
             if self._scope.cancelled_caught and self._phase is not _DONE:
                 # The disconnect_timeout deadline ended the tasks.
                 self.close_timed_out = self.protocol.close_received is None
-                logger.debug("%s: closing handshake timed out", self.remote)
+                logger.debug("%s: closing handshake timed out", self.log_name)
         finally:
             self._set_closed(CloseCode.ABNORMAL_CLOSURE, "connection task cancelled", None)
             self._teardown()

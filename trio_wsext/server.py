@@ -26,6 +26,7 @@ import trio
 
 from .connection import RECEIVE_SIZE, WebSocketConnection
 from .endpoints import Endpoint, listener_endpoint, stream_endpoint
+from .engine import new_log_name
 from .exceptions import ConnectionClosed, ConnectionTimeout, HandshakeError
 from .extensions.base import ExtensionParameter, ServerExtensionFactory
 from .extensions.permessage_deflate import enable_server_permessage_deflate
@@ -155,6 +156,7 @@ class WebSocketRequest:
         nursery: trio.Nursery,
         options: _Options,
         on_accept: Callable[[WebSocketConnection], None] | None = None,
+        log_name: str | None = None,
     ) -> None:
         self._stream = stream
         self._on_accept = on_accept
@@ -167,6 +169,7 @@ class WebSocketRequest:
         self._connection: WebSocketConnection | None = None
         self._local = stream_endpoint(stream, local=True)
         self._remote = stream_endpoint(stream, local=False)
+        self._log_name = log_name or new_log_name(self._remote)
 
     @property
     def path(self) -> str:
@@ -269,6 +272,7 @@ class WebSocketRequest:
             disconnect_timeout=options.disconnect_timeout,
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
+            log_name=self._log_name,
         )
         await self._nursery.start(connection.run)
         self._connection = connection
@@ -300,10 +304,14 @@ class WebSocketRequest:
         handshake = self._check_unanswered()
         response = handshake.reject(status_code, extra_headers=extra_headers, body=body)
         self._answer = "rejected"
-        await _send_and_close(self._stream, response, self._options.disconnect_timeout)
+        await _send_and_close(
+            self._stream, response, self._options.disconnect_timeout, self._log_name
+        )
 
 
-async def _send_and_close(stream: trio.abc.Stream, response: bytes, within: float) -> None:
+async def _send_and_close(
+    stream: trio.abc.Stream, response: bytes, within: float, log_name: str
+) -> None:
     """Send an HTTP error or rejection, then close without resetting it away, ``within`` seconds.
 
     ``within`` bounds it all: a client that never reads cannot hold the
@@ -318,14 +326,18 @@ async def _send_and_close(stream: trio.abc.Stream, response: bytes, within: floa
     """
     try:
         with trio.move_on_after(within) as scope:
-            await _send_and_linger(stream, response)
+            await _send_and_linger(stream, response, log_name)
         if scope.cancelled_caught:
-            logger.info("dropped a client that did not read its HTTP answer within %s s", within)
+            logger.info(
+                "%s: dropped a client that did not read its HTTP answer within %s s",
+                log_name,
+                within,
+            )
     finally:
         await trio.aclose_forcefully(stream)
 
 
-async def _send_and_linger(stream: trio.abc.Stream, response: bytes) -> None:
+async def _send_and_linger(stream: trio.abc.Stream, response: bytes, log_name: str) -> None:
     try:
         await stream.send_all(response)
         if isinstance(stream, trio.abc.HalfCloseableStream):
@@ -338,7 +350,7 @@ async def _send_and_linger(stream: trio.abc.Stream, response: bytes) -> None:
                         break
                     drained += len(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
-        logger.debug("client went away before the HTTP response was sent")
+        logger.debug("%s: client went away before the HTTP response was sent", log_name)
 
 
 class _ClientLeft(Exception):
@@ -346,7 +358,7 @@ class _ClientLeft(Exception):
 
 
 async def _read_request(
-    stream: trio.abc.Stream, options: _Options
+    stream: trio.abc.Stream, options: _Options, log_name: str
 ) -> tuple[ServerHandshake, HandshakeRequest]:
     """Read the opening handshake within ``connect_timeout``; answer a bad one.
 
@@ -372,7 +384,7 @@ async def _read_request(
                 if request is not None:
                     return handshake, request
         except HandshakeError as exc:
-            await _send_and_close(stream, handshake.error_response(exc), connect_timeout)
+            await _send_and_close(stream, handshake.error_response(exc), connect_timeout, log_name)
             raise
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             detail = exc.__cause__ or exc
@@ -627,14 +639,15 @@ class WebSocketServer:
 
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one connection, from the first byte to closing the stream."""
+        log_name = new_log_name(stream_endpoint(stream, local=False))
         try:
-            received = await self._receive_request(stream)
+            received = await self._receive_request(stream, log_name)
             if received is None:
                 return
             handshake, request = received
             async with trio.open_nursery() as nursery:
                 ws_request = WebSocketRequest(
-                    stream, handshake, request, nursery, self._options, self._accepted
+                    stream, handshake, request, nursery, self._options, self._accepted, log_name
                 )
                 del received, handshake  # ws_request drops its h11 state once answered
                 try:
@@ -646,20 +659,21 @@ class WebSocketServer:
             await trio.aclose_forcefully(stream)
 
     async def _receive_request(
-        self, stream: trio.abc.Stream
+        self, stream: trio.abc.Stream, log_name: str
     ) -> tuple[ServerHandshake, HandshakeRequest] | None:
         """Read the opening handshake within connect_timeout; answer a bad one."""
         try:
-            return await _read_request(stream, self._options)
+            return await _read_request(stream, self._options, log_name)
         except ConnectionTimeout:
             logger.info(
-                "dropped a connection that sent no opening handshake within %s seconds",
+                "%s: dropped a connection that sent no opening handshake within %s seconds",
+                log_name,
                 self._options.connect_timeout,
             )
         except _ClientLeft as exc:  # a port check (connect, close), or a reset
-            logger.debug("%s", exc)
+            logger.debug("%s: %s", log_name, exc)
         except HandshakeError as exc:
-            logger.info("refused a bad opening handshake: %s", exc)
+            logger.info("%s: refused a bad opening handshake: %s", log_name, exc)
         return None
 
     async def _run_handler(self, request: WebSocketRequest) -> None:
@@ -668,14 +682,26 @@ class WebSocketServer:
             await self._handler(request)
         except ConnectionClosed as exc:
             # A client that goes away is not a bug of the handler.
-            logger.debug("handler for %r ended: connection closed %s", request.path, exc)
+            logger.debug(
+                "%s: handler for %r ended: connection closed %s",
+                request._log_name,
+                request.path,
+                exc,
+            )
         except Exception as exc:
             if _only_connection_closed(exc):
                 # The same, from a handler with a nursery of its own.
-                logger.debug("handler for %r ended: connection closed (%s)", request.path, exc)
+                logger.debug(
+                    "%s: handler for %r ended: connection closed (%s)",
+                    request._log_name,
+                    request.path,
+                    exc,
+                )
             else:
                 crashed = True
-                logger.exception("connection handler failed for %r", request.path)
+                logger.exception(
+                    "%s: connection handler failed for %r", request._log_name, request.path
+                )
         connection = request._connection
         if connection is not None:
             code = CloseCode.INTERNAL_ERROR if crashed else CloseCode.NORMAL_CLOSURE
@@ -688,6 +714,7 @@ class WebSocketServer:
                     body=b"Failed to open a WebSocket connection: the server's handler failed.\n",
                 ),
                 self._options.disconnect_timeout,
+                request._log_name,
             )
 
 
@@ -864,11 +891,12 @@ async def wrap_server_stream(
         max_header_count=max_header_count,
     )
     try:
-        handshake, request = await _read_request(stream, options)
+        log_name = new_log_name(stream_endpoint(stream, local=False))
+        handshake, request = await _read_request(stream, options, log_name)
     except _ClientLeft as exc:
         await trio.aclose_forcefully(stream)
         raise HandshakeError(str(exc)) from exc.__cause__
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
-    return WebSocketRequest(stream, handshake, request, nursery, options)
+    return WebSocketRequest(stream, handshake, request, nursery, options, log_name=log_name)

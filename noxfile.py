@@ -155,3 +155,21 @@ def autobahn(session: nox.Session) -> None:
         "python", str(AUTOBAHN_DIR / "run.py"), "--wstest", str(wstest_env / "bin" / "wstest"),
         *session.posargs,
     )  # fmt: skip
+
+
+FUZZ_DIR = ROOT / "tests" / "fuzz"
+
+
+@nox.session
+def fuzz(session: nox.Session) -> None:
+    """Fuzz each parser with atheris (libFuzzer), one harness after the other.
+
+    Each harness of tests/fuzz runs for a bounded time (60 s unless posargs say
+    otherwise, e.g. ``nox -s fuzz -- --seconds 900`` or ``-- --only fuzz_frames``)
+    from a fresh corpus under this session's tmp directory; one line per harness
+    gives its CPU time, runs, coverage and any crash file. Fails if a harness
+    finds something. Takes minutes: not a default session.
+    """
+    session.install("-e", ".", "atheris")
+    out = Path(session.create_tmp()) / "fuzz"
+    session.run("python", str(FUZZ_DIR / "campaign.py"), "--out", str(out), *session.posargs)

@@ -56,7 +56,7 @@ def _good_rows(scenario: ScenarioName) -> list[Row]:
         Row(scenario, "duplicated", "  duplicated", "msgs"),
         Row(scenario, "reordered", "  reordered", "msgs"),
         Row(scenario, "corrupted", "  corrupted", "msgs"),
-        Row(scenario, "stalled", "  stalled (client bound ran out)", "msgs"),
+        Row(scenario, "stalled", "  stalled (no echo by the client's bound)", "msgs"),
         Row(scenario, "msg_per_s", "echo rate", "msg/s", ratio=True),
         Row(scenario, "handshake_p50_ms", "handshake (connect to 101), median", "ms", ratio=True),
         Row(scenario, "handshake_max_ms", "handshake, slowest", "ms", ratio=True),

@@ -73,11 +73,12 @@ class Tally:
     duplicated: int = 0
     """Echoes of a message already echoed."""
     reordered: int = 0
-    """Echoes that came before an earlier message's."""
+    """Echoes that came after the echo of a later message."""
     corrupted: int = 0
     """Echoes whose text differs from the message sent (or that no message sent had)."""
     stalled: int = 0
-    """Messages in flight on connections still open when the client's time ran out."""
+    """Messages in flight on connections still open when the client's time ran out
+    (a server that drops a message and keeps the connection open shows here)."""
     stalled_connections: int = 0
     """Connections still open when the client's time ran out."""
     handshake_ms: list[float] = attrs.field(factory=list)
@@ -127,6 +128,7 @@ class EchoConnection(asyncio.Protocol):
         self._outstanding: collections.deque[int] = collections.deque()
         self._received: set[int] = set()
         self._next_seq = 0
+        self._highest = -1
         self._fragments: list[bytes] = []
         self._fragment_rsv1 = False
         self._transport: asyncio.Transport | None = None
@@ -256,9 +258,11 @@ class EchoConnection(asyncio.Protocol):
         self._received.add(seq)
         if self._outstanding and self._outstanding[0] == seq:
             self._outstanding.popleft()
-        else:
-            self.tally.reordered += 1
+        elif seq in self._outstanding:
             self._outstanding.remove(seq)
+        if seq < self._highest:
+            self.tally.reordered += 1
+        self._highest = max(self._highest, seq)
         if text == messages.text(self.conn, seq):
             self.tally.echoed += 1
         else:

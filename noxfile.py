@@ -100,6 +100,18 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
+@nox.session
+def load(session: nox.Session) -> None:
+    """Load and attack trio_wsext's, websockets' and websockets.trio's echo servers side by side.
+
+    Posargs go to ``python -m benchmarks.load``, e.g. ``nox -s load -- --quick``
+    (a small version, 1-2 minutes). The full run takes about 15 minutes, so it
+    is not a default session.
+    """
+    session.install("-e", ".", "websockets")
+    session.run("python", "-m", "benchmarks.load", *session.posargs)
+
+
 AUTOBAHN_DIR = ROOT / "tests" / "autobahn"
 
 

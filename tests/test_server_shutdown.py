@@ -130,6 +130,35 @@ async def test_no_new_connection_after_shutdown() -> None:
             await server.aclose()  # a second call returns at once
 
 
+async def test_shutdown_drops_a_handshake_in_progress_at_once(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A client still sending its request is dropped, not waited for until connect_timeout."""
+    handlers = _Handlers()
+    async with trio.open_nursery() as nursery:
+        server: WebSocketServer = await nursery.start(
+            partial(
+                serve_websocket,
+                handlers.wait_for_close,
+                "127.0.0.1",
+                0,
+                None,
+                connect_timeout=30,
+                disconnect_timeout=30,
+            )
+        )
+        stream = await trio.open_tcp_stream("127.0.0.1", server.port)
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # half a request
+        await trio.testing.wait_all_tasks_blocked()
+        start = trio.current_time()
+        await server.aclose()
+        assert trio.current_time() - start < 1
+        with trio.fail_after(1):
+            assert await stream.receive_some(100) == b""
+        await stream.aclose()
+    assert handlers.accepted == 0
+
+
 # -- bounded answers and logging -----------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ from typing import Final
 import attrs
 import trio
 
+from .accepting import BurstListener
+
 __all__ = [
     "Endpoint",
     "listener_endpoint",
@@ -76,6 +78,8 @@ def listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint 
     if isinstance(listener, trio.SSLListener):
         inner = listener.transport_listener
         is_ssl = True
+    if isinstance(inner, BurstListener):
+        inner = inner.transport_listener
     if isinstance(inner, trio.SocketListener):
         try:
             address, port, *_ = inner.socket.getsockname()

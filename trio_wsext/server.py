@@ -24,6 +24,7 @@ from typing import Final, TypeAlias, final
 import attrs
 import trio
 
+from .accepting import BurstListener
 from .connection import RECEIVE_SIZE, WebSocketConnection
 from .endpoints import Endpoint, listener_endpoint, stream_endpoint
 from .engine import new_log_name
@@ -409,6 +410,15 @@ def _only_connection_closed(exc: BaseException) -> bool:
 Handler: TypeAlias = Callable[[WebSocketRequest], Awaitable[None]]
 
 
+def _accepting_in_bursts(
+    listener: trio.abc.Listener[trio.abc.Stream],
+) -> trio.abc.Listener[trio.abc.Stream]:
+    """Wrap a plain TCP listener in a :class:`BurstListener`; leave others as they are."""
+    if isinstance(listener, trio.SocketListener):
+        return BurstListener(listener)
+    return listener
+
+
 def _server_extensions(
     extensions: Sequence[ServerExtensionFactory] | None, compression: str | None
 ) -> list[ServerExtensionFactory]:
@@ -430,7 +440,12 @@ class WebSocketServer:
     Args:
         handler: ``async def handler(request: WebSocketRequest)``, called once
             per connection whose opening handshake is valid.
-        listeners: the :class:`trio.abc.Listener` objects to accept on.
+        listeners: the :class:`trio.abc.Listener` objects to accept on. A
+            :class:`trio.SocketListener` is taken over by a
+            :class:`~trio_wsext.accepting.BurstListener`, which accepts every
+            pending connection (up to 100) each time the socket is ready, so
+            that newcomers are not kept in the kernel's backlog while the
+            server is busy; :func:`serve_websocket` does the same under TLS.
         handler_nursery: where connection tasks run; by default a nursery of
             the server's own.
         extensions: :class:`~trio_wsext.extensions.ServerExtensionFactory`
@@ -496,11 +511,12 @@ class WebSocketServer:
             max_header_count=max_header_count,
         )
         self._handler = handler
-        self._listeners = list(listeners)
+        self._listeners = [_accepting_in_bursts(listener) for listener in listeners]
         self._handler_nursery = handler_nursery
         self._endpoints = [listener_endpoint(listener) for listener in self._listeners]
         # Shutdown: the open connections, who asked to stop, and when it is over.
         self._connections: set[WebSocketConnection] = set()
+        self._reading: set[trio.CancelScope] = set()  # opening handshakes being read
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._served = trio.Event()
@@ -547,6 +563,7 @@ class WebSocketServer:
         connection with 1001 (going away), so that handlers see
         ``ConnectionClosed(1001)``, and waits for them to return, all within
         ``disconnect_timeout``; handlers still running then are cancelled.
+        Clients still sending their opening handshake are dropped at once.
         Then it returns (after :meth:`aclose`) or lets the cancellation go on.
         Connections of a ``handler_nursery`` of yours are closed with 1001
         too; their handlers stay yours.
@@ -623,6 +640,10 @@ class WebSocketServer:
         self._accept_scope.cancel()
         for listener in self._listeners:
             await trio.aclose_forcefully(listener)
+        # A client still sending its opening handshake has no connection to
+        # close with 1001 yet: drop it now rather than wait for connect_timeout.
+        for reading in self._reading:
+            reading.cancel()
         deadline = trio.current_time() + self._options.disconnect_timeout
         if self._nursery is not None:
             for connection in list(self._connections):
@@ -641,7 +662,18 @@ class WebSocketServer:
         """Serve one connection, from the first byte to closing the stream."""
         log_name = new_log_name(stream_endpoint(stream, local=False))
         try:
-            received = await self._receive_request(stream, log_name)
+            received = None
+            with trio.CancelScope() as reading:
+                # Shutdown drops handshakes in progress (see _shut_down).
+                self._reading.add(reading)
+                if self._closing:
+                    reading.cancel()
+                try:
+                    received = await self._receive_request(stream, log_name)
+                finally:
+                    self._reading.discard(reading)
+            if reading.cancelled_caught:
+                logger.debug("%s: dropped at shutdown before a whole opening handshake", log_name)
             if received is None:
                 return
             handshake, request = received
@@ -791,12 +823,12 @@ async def serve_websocket(
         max_header_count=max_header_count,
     )
     listeners: Sequence[trio.abc.Listener[trio.abc.Stream]]
-    if ssl_context is None:
-        listeners = await trio.open_tcp_listeners(port, host=host)
-    else:
-        listeners = await trio.open_ssl_over_tcp_listeners(
-            port, ssl_context, host=host, https_compatible=True
-        )
+    listeners = [BurstListener(tcp) for tcp in await trio.open_tcp_listeners(port, host=host)]
+    if ssl_context is not None:
+        listeners = [
+            trio.SSLListener(listener, ssl_context, https_compatible=True)
+            for listener in listeners
+        ]
     server = WebSocketServer(
         handler,
         listeners,

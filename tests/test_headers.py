@@ -12,6 +12,7 @@ from trio_wsext.exceptions import InvalidHeaderFormat
 from trio_wsext.extensions.base import ExtensionParameter
 from trio_wsext.headers import (
     build_extension_header,
+    build_host,
     build_subprotocol_header,
     parse_extension_header,
     parse_subprotocol_header,
@@ -350,3 +351,27 @@ def test_parse_extension_header_fails_only_with_invalid_header_format(value: str
     else:
         return
     assert 0 <= position <= len(value)
+
+
+# -- Host ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "expected"),
+    [("fe80::1%eth0", 80, "[fe80::1%eth0]"), ("fe80::1%2", 8080, "[fe80::1%2]:8080")],
+    ids=["name", "index"],
+)
+def test_build_host_keeps_a_valid_ipv6_zone_id(host: str, port: int, expected: str) -> None:
+    """A zone ID of RFC 6874's characters (a name or an index) stays in the Host value."""
+    assert build_host(host, port, secure=False) == expected
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["::1%a b", "::1%\r\nX-Evil: 1", "::1%\x00", "::1%\u00e9", "::1%0\ufffd:"],
+    ids=["space", "CRLF", "NUL", "non-ASCII", "replacement character"],
+)
+def test_build_host_refuses_ipv6_zone_id_a_uri_cannot_carry(host: str) -> None:
+    """ipaddress takes any text after "%" as the zone; a Host value may not carry it."""
+    with pytest.raises(ValueError, match=r"^host .* has an invalid IPv6 zone ID$"):
+        build_host(host, 80, secure=False)

@@ -85,6 +85,8 @@ _TOKEN_BYTES_RE: Final = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _FIELD_VALUE_RE: Final = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 # RFC 3986 §3.2.2: reg-name = *( unreserved / pct-encoded / sub-delims ).
 _REG_NAME_RE: Final = re.compile(r"[-A-Za-z0-9._~%!$&'()*+,;=]+")
+# RFC 6874 §2: ZoneID = 1*( unreserved / pct-encoded ).
+_ZONE_ID_RE: Final = re.compile(r"(?:[-A-Za-z0-9._~]|%[0-9A-Fa-f]{2})+")
 
 
 def _is_token(value: str) -> bool:
@@ -362,7 +364,8 @@ def build_host(host: str, port: int, *, secure: bool) -> str:
     the scheme (:rfc:`6455#section-4.1`: "if the port is not the default").
 
     Raises:
-        ValueError: ``host`` is not an IP address nor a host name.
+        ValueError: ``host`` is not an IP address nor a host name, or its
+            IPv6 zone ID (``%eth0``) holds characters a URI cannot carry.
     """
     try:
         address = ipaddress.ip_address(host)
@@ -375,7 +378,10 @@ def build_host(host: str, port: int, *, secure: bool) -> str:
             raise ValueError(f"host {host!r} is not a valid host name") from None
         host = name
     else:
-        if address.version == 6:
+        if isinstance(address, ipaddress.IPv6Address):
+            # ipaddress takes any text after "%" as the zone: spaces, CR LF, non-ASCII.
+            if address.scope_id is not None and _ZONE_ID_RE.fullmatch(address.scope_id) is None:
+                raise ValueError(f"host {host!r} has an invalid IPv6 zone ID")
             host = f"[{host}]"
     if port != (443 if secure else 80):
         host = f"{host}:{port}"

@@ -128,10 +128,8 @@ def check_host(data: bytes) -> None:
         host = build_host(text, port, secure=bool(data[:1]) and data[0] & 1 == 1)
     except ValueError:
         return
-    # An IPv6 zone ID ("fe80::1%eth0") is kept as given, whatever its characters.
-    address = host.partition("%")[0] if host.startswith("[") else host
-    assert address.isascii()
-    assert not any(c in address for c in " \t\r\n\0")
+    assert host.isascii()
+    assert not any(c in host for c in " \t\r\n\0")
 
 
 LINE_PARSERS: Final[list[Callable[[list[str]], None]]] = [

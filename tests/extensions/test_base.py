@@ -284,3 +284,43 @@ def test_client_factory_without_parameters_offers_none() -> None:
 
     assert Bare("x-bare").get_request_params() == []
     assert Bare("x-bare", None).name == "x-bare"
+
+
+class _Callable:
+    """A callable object that cannot be hashed (it defines __eq__ only)."""
+
+    def __eq__(self, other: object) -> bool:
+        return other is self
+
+    def __call__(self, frame: Frame, *, max_size: int | None = None) -> Frame:
+        return frame
+
+
+class _ClassMethods:
+    @classmethod
+    def one(cls, parameters: Sequence[ExtensionParameter]) -> None: ...
+
+    @classmethod
+    def two(
+        cls, parameters: Sequence[ExtensionParameter], accepted: Sequence[Extension]
+    ) -> None: ...
+
+
+def test_signatures_of_unhashable_callables_and_class_methods_are_read_right() -> None:
+    assert accepts_keyword(_Callable(), "max_size") is True
+    assert accepts_positional(_ClassMethods.one, 2) is False
+    assert accepts_positional(_ClassMethods.two, 2) is True
+
+
+def test_a_signature_is_built_once_per_function_not_per_connection() -> None:
+    """Each connection builds a chain; inspect.signature runs once per method's function."""
+    from trio_wsext.extensions import base
+
+    log: list[str] = []
+    ExtensionChain([Tagging(b"a", log), SeedStyle()])
+    before = base._signature_parameters.cache_info()
+    for _ in range(10):
+        ExtensionChain([Tagging(b"a", log), SeedStyle()])
+    after = base._signature_parameters.cache_info()
+    assert after.misses == before.misses
+    assert after.hits >= before.hits + 40

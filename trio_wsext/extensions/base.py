@@ -25,6 +25,7 @@ can rebuild (a compressor) instead of holding it for an idle peer.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -45,26 +46,52 @@ ExtensionParameter: TypeAlias = tuple[str, str | None]
 """One extension parameter: a name and a value, ``None`` for a bare name."""
 
 
+@functools.lru_cache(maxsize=256)
+def _signature_parameters(function: Callable[..., Any]) -> tuple[inspect.Parameter, ...] | None:
+    try:
+        return tuple(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+        return None
+
+
+def _parameters(function: Callable[..., Any]) -> tuple[inspect.Parameter, ...] | None:
+    """Return the parameters a caller of ``function`` passes, or ``None`` if unknown.
+
+    Every connection asks this of its extensions' methods, and every
+    negotiation of its factories' methods: a signature is built once per
+    function (``inspect.signature`` costs ~20 µs) and a bound method's is its
+    function's without the first parameter.
+    """
+    underlying = getattr(function, "__func__", None)
+    if underlying is not None and getattr(function, "__self__", None) is not None:
+        target, skip = underlying, 1
+    else:
+        target, skip = function, 0
+    try:
+        parameters = _signature_parameters(target)
+    except TypeError:  # unhashable: look it up each time
+        parameters = _signature_parameters.__wrapped__(target)
+    return None if parameters is None else parameters[skip:]
+
+
 def accepts_keyword(function: Callable[..., Any], name: str) -> bool:
     """Tell whether ``function`` can be called with the keyword argument ``name``."""
-    try:
-        parameters = inspect.signature(function).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins without signatures
+    parameters = _parameters(function)
+    if parameters is None:  # pragma: no cover
         return False
-    parameter = parameters.get(name)
-    if parameter is not None:
-        return parameter.kind in (
-            inspect.Parameter.KEYWORD_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        )
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for parameter in parameters:
+        if parameter.name == name and parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+            return parameter.kind in (
+                inspect.Parameter.KEYWORD_ONLY,
+                inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            )
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def accepts_positional(function: Callable[..., Any], count: int) -> bool:
     """Tell whether ``function`` (a bound method) takes ``count`` positional arguments."""
-    try:
-        parameters = list(inspect.signature(function).parameters.values())
-    except (TypeError, ValueError):  # pragma: no cover
+    parameters = _parameters(function)
+    if parameters is None:  # pragma: no cover
         return False
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
         return True

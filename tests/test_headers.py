@@ -375,3 +375,15 @@ def test_build_host_refuses_ipv6_zone_id_a_uri_cannot_carry(host: str) -> None:
     """ipaddress takes any text after "%" as the zone; a Host value may not carry it."""
     with pytest.raises(ValueError, match=r"^host .* has an invalid IPv6 zone ID$"):
         build_host(host, 80, secure=False)
+
+
+def test_index_headers_groups_values_by_lowercase_name_in_order() -> None:
+    from trio_wsext.headers import index_headers
+
+    headers = [(b"Upgrade", b"websocket"), (b"X-A", b"1"), (b"x-a", b"2"), (b"Caf\xe9", b"\xe9")]
+    assert index_headers(headers) == {
+        "upgrade": ["websocket"],
+        "x-a": ["1", "2"],
+        "caf\xe9": ["\xe9"],
+    }
+    assert index_headers([]) == {}

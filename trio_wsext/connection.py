@@ -112,6 +112,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
             data this side has not read.
         log_name: what this connection's log lines start with; by default
             ``conn N <peer address>``, N unique in the process.
+        endpoints: the stream's ``(local, remote)`` endpoints, for a caller
+            that read them already (a server, for its log lines); by default
+            they are read from the stream.
 
     Raises:
         ValueError, TypeError: an argument is out of range or of the wrong type.
@@ -146,6 +149,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         log_name: str | None = None,
+        endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
     ) -> None:
         self._engine = ConnectionEngine(
             stream,
@@ -160,6 +164,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             log_name=log_name,
+            endpoints=endpoints,
         )
         self._is_client = is_client
         self._path = path

@@ -19,6 +19,7 @@ __all__ = [
     "Endpoint",
     "listener_endpoint",
     "stream_endpoint",
+    "stream_endpoints",
 ]
 
 #: RFC 6455 §3: "the default for "ws" is port 80, while the default for "wss" is port 443".
@@ -69,6 +70,11 @@ def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
         except (OSError, ValueError, IndexError, TypeError):
             pass  # closed already, or not an IP socket
     return repr(stream)
+
+
+def stream_endpoints(stream: trio.abc.Stream) -> tuple[Endpoint | str, Endpoint | str]:
+    """Return a stream's ``(local, remote)`` endpoints (see :func:`stream_endpoint`)."""
+    return stream_endpoint(stream, local=True), stream_endpoint(stream, local=False)
 
 
 def listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint | str:

@@ -71,7 +71,8 @@ from typing import Final
 import trio
 from trio.lowlevel import cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from .endpoints import Endpoint, stream_endpoint
+from .direct_io import BLOCKED, socket_fd
+from .endpoints import Endpoint, stream_endpoints
 from .exceptions import ConnectionClosed
 from .extensions.base import Extension
 from .frames import (
@@ -160,8 +161,6 @@ CLIENT_CLOSE_WAIT: Final = 1.0
 #: Control frames the reader may owe while the send side is busy in a worker
 #: thread (pongs, mostly) before it stops parsing: a ping flood costs no more.
 _MAX_DEFERRED: Final = 64
-
-_BLOCKED: Final = (BlockingIOError, InterruptedError)
 
 # What the reader does next, from ConnectionEngine._pump.
 _READ: Final = 0
@@ -321,21 +320,6 @@ def trim_heap() -> None:
         _malloc_trim()
 
 
-def _socket_fd(stream: trio.abc.Stream) -> int:
-    """The file descriptor of a plain TCP stream that may be written without blocking, or -1.
-
-    Only a :class:`trio.SocketStream` on a POSIX system qualifies: its socket
-    is non-blocking, and ``os.write`` on it is what trio's own ``send`` does,
-    minus the scheduler round. Any other stream goes through ``send_all``.
-    """
-    if os.name != "posix" or type(stream) is not trio.SocketStream:
-        return -1
-    try:
-        return stream.socket.fileno()
-    except OSError:  # pragma: no cover - a stream already closed
-        return -1
-
-
 class ConnectionEngine:
     """Runs one WebSocket connection over a stream: framing, I/O, keepalive, closing.
 
@@ -412,6 +396,7 @@ class ConnectionEngine:
         ping_interval: float | None = 20,
         ping_timeout: float | None = 20,
         log_name: str | None = None,
+        endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
     ) -> None:
         check_connection_options(
             message_queue_size=message_queue_size,
@@ -432,9 +417,8 @@ class ConnectionEngine:
         )
         #: Bytes received after the handshake, fed before the first read.
         self.extra_data = extra_data
-        #: The stream's endpoints.
-        self.local = stream_endpoint(stream, local=True)
-        self.remote = stream_endpoint(stream, local=False)
+        #: The stream's endpoints (as the server read them already, if it did).
+        self.local, self.remote = endpoints or stream_endpoints(stream)
         #: What this connection's log lines start with (``conn N <peer>``).
         self.log_name = log_name or new_log_name(self.remote)
         #: What crossed the stream after the opening handshake.
@@ -610,7 +594,7 @@ class ConnectionEngine:
         if fd >= 0 and not self._unsent_bytes and not self._corked:
             try:
                 written = os.write(fd, parts[0]) if len(parts) == 1 else os.writev(fd, parts)
-            except _BLOCKED:
+            except BLOCKED:
                 written = 0
             except OSError as exc:
                 self._lost(exc, "stream broke while writing")
@@ -1062,7 +1046,7 @@ class ConnectionEngine:
                     wanted = max(socket_size, min(protocol.frame_bytes_missing, LARGE_READ))
                     try:
                         data = os.read(fd, wanted)
-                    except _BLOCKED:
+                    except BLOCKED:
                         self._drained = True
                         continue
                     except OSError as exc:
@@ -1113,7 +1097,7 @@ class ConnectionEngine:
                 self._nursery = nursery
                 if self._phase is not _OPEN:  # closed before it started
                     self._teardown()
-                self._fd = _socket_fd(self.stream)
+                self._fd = socket_fd(self.stream)
                 if self._fd < 0:
                     self._writing = True
                     nursery.start_soon(self._writer_task)
@@ -1146,13 +1130,16 @@ class ConnectionEngine:
             self._teardown()
             self._nursery = None
             try:
-                # aclose() closes the stream even when cancelled; a broken one
-                # (TLS without close_notify, a reset) has nothing left to report.
-                with (
-                    trio.move_on_after(self._disconnect_timeout),
-                    contextlib.suppress(trio.BrokenResourceError, OSError),
-                ):
-                    await self.stream.aclose()
+                if type(self.stream) is trio.SocketStream:
+                    await self.stream.aclose()  # cannot block or fail
+                else:
+                    # aclose() closes the stream even when cancelled; a broken one
+                    # (TLS without close_notify, a reset) has nothing left to report.
+                    with (
+                        trio.move_on_after(self._disconnect_timeout),
+                        contextlib.suppress(trio.BrokenResourceError, OSError),
+                    ):
+                        await self.stream.aclose()
             finally:
                 self._finish()
 

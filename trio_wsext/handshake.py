@@ -30,7 +30,7 @@ import http
 import os
 import sys
 import urllib.parse
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from importlib import metadata
 from typing import Final, TypeAlias, final
 
@@ -56,7 +56,7 @@ from .headers import (
     build_extension_header,
     build_host,
     build_subprotocol_header,
-    header_values,
+    index_headers,
     normalize_headers,
     parse_extension_header,
     parse_subprotocol_header,
@@ -144,13 +144,13 @@ def accept_key(key: str) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
-def _single(headers: Sequence[tuple[bytes, bytes]], name: str) -> str:
-    """Return the one value of a header that may appear once.
+def _single(index: Mapping[str, list[str]], name: str) -> str:
+    """Return the one value of a header that may appear once (``index`` from index_headers).
 
     Raises:
         InvalidHeader: the header is missing or appears more than once.
     """
-    values = header_values(headers, name)
+    values = index.get(name.lower(), [])
     if not values:
         raise InvalidHeader(name)
     if len(values) > 1:
@@ -391,7 +391,8 @@ class ClientHandshake:
         # header field contains a value that is not an ASCII case-insensitive
         # match for the value "websocket", the client MUST _Fail the WebSocket
         # Connection_."
-        upgrade = header_values(headers, "upgrade")
+        values = index_headers(headers)
+        upgrade = values.get("upgrade", [])
         if not upgrade:
             raise InvalidHeader("Upgrade")
         protocols = parse_upgrade_header(upgrade)
@@ -401,7 +402,7 @@ class ClientHandshake:
         # |Connection| header field doesn't contain a token that is an ASCII
         # case-insensitive match for the value "Upgrade", the client MUST
         # _Fail the WebSocket Connection_."
-        connection = header_values(headers, "connection")
+        connection = values.get("connection", [])
         if not connection:
             raise InvalidHeader("Connection")
         options = parse_token_list(connection, name="Connection")
@@ -413,7 +414,7 @@ class ClientHandshake:
         # (as a string, not base64-decoded) with the string
         # "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" ... the client MUST _Fail the
         # WebSocket Connection_."
-        accept = _single(headers, "Sec-WebSocket-Accept")
+        accept = _single(values, "Sec-WebSocket-Accept")
         if accept != accept_key(self.key):
             raise InvalidHeader("Sec-WebSocket-Accept", accept)
         # "If the response includes a |Sec-WebSocket-Extensions| header field
@@ -422,14 +423,14 @@ class ClientHandshake:
         # WebSocket Connection_." (negotiate_client enforces it.)
         extensions = negotiate_client(
             self._factories,
-            parse_extension_header(header_values(headers, "sec-websocket-extensions")),
+            parse_extension_header(values.get("sec-websocket-extensions", [])),
         )
         # "If the response includes a |Sec-WebSocket-Protocol| header field
         # and this header field indicates the use of a subprotocol that was
         # not present in the client's handshake ..., the client MUST _Fail the
         # WebSocket Connection_."
         subprotocol: str | None = None
-        protocol = header_values(headers, "sec-websocket-protocol")
+        protocol = values.get("sec-websocket-protocol", [])
         if protocol:
             chosen = parse_subprotocol_header(protocol)
             if len(chosen) > 1:
@@ -643,7 +644,8 @@ class ServerHandshake:
         # as an ASCII case-insensitive value." RFC 7231 §6.5.15: "The server
         # MUST send an Upgrade header field in a 426 response".
         upgrade_required = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade, close")]
-        upgrade = header_values(headers, "upgrade")
+        values = index_headers(headers)
+        upgrade = values.get("upgrade", [])
         if not upgrade:
             raise self._fail(426, InvalidHeader("Upgrade"), upgrade_required)
         try:
@@ -654,7 +656,7 @@ class ServerHandshake:
             raise self._fail(426, InvalidHeader("Upgrade", ", ".join(upgrade)), upgrade_required)
         # "A |Connection| header field that includes the token "Upgrade",
         # treated as an ASCII case-insensitive value."
-        connection = header_values(headers, "connection")
+        connection = values.get("connection", [])
         if not connection:
             raise self._fail(426, InvalidHeader("Connection"), upgrade_required)
         try:
@@ -672,7 +674,7 @@ class ServerHandshake:
         # header field indicating the version(s) the server is capable of
         # understanding."
         version_required = [*upgrade_required, (b"Sec-WebSocket-Version", b"13")]
-        versions = header_values(headers, "sec-websocket-version")
+        versions = values.get("sec-websocket-version", [])
         if not versions:
             raise self._fail(426, InvalidHeader("Sec-WebSocket-Version"), version_required)
         if versions != [WEBSOCKET_VERSION]:
@@ -683,7 +685,7 @@ class ServerHandshake:
         # Section 4 of [RFC4648]) value that, when decoded, is 16 bytes in
         # length." RFC 6455 §11.3.1: it "MUST NOT appear more than once".
         try:
-            key = _single(headers, "Sec-WebSocket-Key")
+            key = _single(values, "Sec-WebSocket-Key")
         except InvalidHeader as exc:
             raise self._fail(400, exc) from None
         try:
@@ -696,16 +698,14 @@ class ServerHandshake:
                 InvalidHeader("Sec-WebSocket-Key", key, f"not the base64 of 16 bytes: {key!r}"),
             )
         try:
-            extensions = parse_extension_header(header_values(headers, "sec-websocket-extensions"))
-            subprotocols = parse_subprotocol_header(
-                header_values(headers, "sec-websocket-protocol")
-            )
+            extensions = parse_extension_header(values.get("sec-websocket-extensions", []))
+            subprotocols = parse_subprotocol_header(values.get("sec-websocket-protocol", []))
         except InvalidHeaderFormat as exc:
             raise self._fail(400, exc) from None
         # A GET request may not carry a body here: the bytes behind the head
         # are the client's first frames.
-        lengths = header_values(headers, "content-length")
-        if header_values(headers, "transfer-encoding") or any(v.strip() != "0" for v in lengths):
+        lengths = values.get("content-length", [])
+        if values.get("transfer-encoding", []) or any(v.strip() != "0" for v in lengths):
             raise self._fail(400, HandshakeError("a handshake request has no body"))
         path = request_path(event.target.decode("latin-1"))
         if path is None:
@@ -713,7 +713,7 @@ class ServerHandshake:
                 400, HandshakeError(f"request target is not a path: {event.target[:100]!r}")
             )
         if self.origins is not None:
-            origin = header_values(headers, "origin")
+            origin = values.get("origin", [])
             if len(origin) > 1 or (origin[0] if origin else None) not in self.origins:
                 shown = ", ".join(origin) if origin else "none"
                 raise self._fail(403, HandshakeError(f"origin not allowed: {shown[:100]}"))

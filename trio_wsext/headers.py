@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Final, TypeAlias, TypeVar
 
 from .exceptions import InvalidHeaderFormat
@@ -41,6 +41,7 @@ __all__ = [
     "build_host",
     "build_subprotocol_header",
     "header_values",
+    "index_headers",
     "normalize_headers",
     "parse_extension_header",
     "parse_subprotocol_header",
@@ -348,6 +349,18 @@ def normalize_headers(
             raise ValueError(f"extra_headers may not set {raw_name.decode()}: the handshake does")
         result.append((raw_name, raw_value.strip(b" \t")))
     return result
+
+
+def index_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
+    """Return every header's values by lowercase name, as Latin-1 text, in arrival order.
+
+    One pass over the headers serves the dozen lookups of a handshake check
+    (one :func:`header_values` each would lowercase every name a dozen times).
+    """
+    index: dict[str, list[str]] = {}
+    for raw, value in headers:
+        index.setdefault(raw.lower().decode("latin-1"), []).append(value.decode("latin-1"))
+    return index
 
 
 def header_values(headers: Sequence[tuple[bytes, bytes]], name: str) -> list[str]:

@@ -26,7 +26,8 @@ import trio
 
 from .accepting import BurstListener
 from .connection import RECEIVE_SIZE, WebSocketConnection
-from .endpoints import Endpoint, listener_endpoint, stream_endpoint
+from .direct_io import receive_some, send_all, socket_fd
+from .endpoints import Endpoint, listener_endpoint, stream_endpoints
 from .engine import new_log_name
 from .exceptions import ConnectionClosed, ConnectionTimeout, HandshakeError
 from .extensions.base import ExtensionParameter, ServerExtensionFactory
@@ -158,6 +159,7 @@ class WebSocketRequest:
         options: _Options,
         on_accept: Callable[[WebSocketConnection], None] | None = None,
         log_name: str | None = None,
+        endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
     ) -> None:
         self._stream = stream
         self._on_accept = on_accept
@@ -168,8 +170,7 @@ class WebSocketRequest:
         self._options = options
         self._answer: str | None = None
         self._connection: WebSocketConnection | None = None
-        self._local = stream_endpoint(stream, local=True)
-        self._remote = stream_endpoint(stream, local=False)
+        self._local, self._remote = endpoints or stream_endpoints(stream)
         self._log_name = log_name or new_log_name(self._remote)
 
     @property
@@ -254,7 +255,7 @@ class WebSocketRequest:
         self._answer = "accepted"
         self._handshake = None
         try:
-            await self._stream.send_all(response)
+            await send_all(self._stream, socket_fd(self._stream), response)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             reason = CloseReason.from_code(CloseCode.ABNORMAL_CLOSURE, "client went away")
             raise ConnectionClosed(reason) from exc
@@ -274,6 +275,7 @@ class WebSocketRequest:
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
             log_name=self._log_name,
+            endpoints=(self._local, self._remote),
         )
         await self._nursery.start(connection.run)
         self._connection = connection
@@ -372,16 +374,17 @@ async def _read_request(
     handshake = options.handshake()
     connect_timeout = options.connect_timeout
     received = 0
+    fd = socket_fd(stream)
     with trio.move_on_after(connect_timeout):
         try:
             while True:
-                data = await stream.receive_some(HANDSHAKE_RECEIVE_SIZE)
+                data = await receive_some(stream, fd, HANDSHAKE_RECEIVE_SIZE)
                 if not data and not received:
                     raise _ClientLeft(
                         "the client closed the connection before sending an opening handshake"
                     )
                 received += len(data)
-                request = handshake.receive_data(bytes(data))
+                request = handshake.receive_data(data)
                 if request is not None:
                     return handshake, request
         except HandshakeError as exc:
@@ -659,36 +662,44 @@ class WebSocketServer:
         self._serve_scope.cancel()
 
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
-        """Serve one connection, from the first byte to closing the stream."""
-        log_name = new_log_name(stream_endpoint(stream, local=False))
-        try:
-            received = None
-            with trio.CancelScope() as reading:
-                # Shutdown drops handshakes in progress (see _shut_down).
-                self._reading.add(reading)
-                if self._closing:
-                    reading.cancel()
-                try:
-                    received = await self._receive_request(stream, log_name)
-                finally:
-                    self._reading.discard(reading)
-            if reading.cancelled_caught:
-                logger.debug("%s: dropped at shutdown before a whole opening handshake", log_name)
-            if received is None:
-                return
-            handshake, request = received
-            async with trio.open_nursery() as nursery:
-                ws_request = WebSocketRequest(
-                    stream, handshake, request, nursery, self._options, self._accepted, log_name
-                )
-                del received, handshake  # ws_request drops its h11 state once answered
-                try:
-                    await self._run_handler(ws_request)
-                finally:
-                    if ws_request._connection is not None:
-                        self._connections.discard(ws_request._connection)
-        finally:
-            await trio.aclose_forcefully(stream)
+        """Serve one connection, from the first byte to the handler's return.
+
+        :func:`trio.serve_listeners` closes the stream when this returns.
+        """
+        endpoints = stream_endpoints(stream)
+        log_name = new_log_name(endpoints[1])
+        received = None
+        with trio.CancelScope() as reading:
+            # Shutdown drops handshakes in progress (see _shut_down).
+            self._reading.add(reading)
+            if self._closing:
+                reading.cancel()
+            try:
+                received = await self._receive_request(stream, log_name)
+            finally:
+                self._reading.discard(reading)
+        if reading.cancelled_caught:
+            logger.debug("%s: dropped at shutdown before a whole opening handshake", log_name)
+        if received is None:
+            return
+        handshake, request = received
+        async with trio.open_nursery() as nursery:
+            ws_request = WebSocketRequest(
+                stream,
+                handshake,
+                request,
+                nursery,
+                self._options,
+                self._accepted,
+                log_name,
+                endpoints,
+            )
+            del received, handshake  # ws_request drops its h11 state once answered
+            try:
+                await self._run_handler(ws_request)
+            finally:
+                if ws_request._connection is not None:
+                    self._connections.discard(ws_request._connection)
 
     async def _receive_request(
         self, stream: trio.abc.Stream, log_name: str
@@ -923,7 +934,8 @@ async def wrap_server_stream(
         max_header_count=max_header_count,
     )
     try:
-        log_name = new_log_name(stream_endpoint(stream, local=False))
+        endpoints = stream_endpoints(stream)
+        log_name = new_log_name(endpoints[1])
         handshake, request = await _read_request(stream, options, log_name)
     except _ClientLeft as exc:
         await trio.aclose_forcefully(stream)
@@ -931,4 +943,6 @@ async def wrap_server_stream(
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
-    return WebSocketRequest(stream, handshake, request, nursery, options, log_name=log_name)
+    return WebSocketRequest(
+        stream, handshake, request, nursery, options, log_name=log_name, endpoints=endpoints
+    )

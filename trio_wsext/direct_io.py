@@ -1,0 +1,85 @@
+"""Reading and writing a plain TCP socket without trio's stream wrappers.
+
+Strategy: a :class:`trio.SocketStream`'s socket is non-blocking, so
+``os.read``/``os.write`` on its file descriptor do what trio's
+``receive_some``/``send_all`` do, minus their per-call work (a conflict
+detector, a failed system call before waiting, a scheduler round after a
+send that completed). The connection engine reads and writes this way, and
+the server reads the opening handshake and writes its 101 answer this way:
+measured, these wrappers were about a tenth of a server's time under
+connect/close churn. Any other stream (TLS, in-memory pairs, a Unix socket
+wrapped otherwise) gets a file descriptor of -1 and goes through its own
+methods.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+import trio
+from trio.lowlevel import checkpoint_if_cancelled
+
+__all__ = ["BLOCKED", "receive_some", "send_all", "socket_fd"]
+
+#: What a non-blocking socket raises when it has nothing to give or no room.
+BLOCKED: Final = (BlockingIOError, InterruptedError)
+
+
+def socket_fd(stream: trio.abc.Stream) -> int:
+    """The file descriptor of a plain TCP stream that may be used directly, or -1.
+
+    Only a :class:`trio.SocketStream` on a POSIX system qualifies; any other
+    stream goes through its own ``receive_some``/``send_all``.
+    """
+    if os.name != "posix" or type(stream) is not trio.SocketStream:
+        return -1
+    try:
+        return stream.socket.fileno()
+    except OSError:  # pragma: no cover - a stream already closed
+        return -1
+
+
+async def receive_some(stream: trio.abc.Stream, fd: int, size: int) -> bytes:
+    """Wait until ``stream`` is readable, then read at most ``size`` bytes (``b""`` at EOF).
+
+    For a socket whose data is not there yet (a connection just accepted),
+    this waits first rather than fail a read. Cancellation reads nothing.
+
+    Raises:
+        trio.BrokenResourceError: the read failed (a reset).
+        trio.ClosedResourceError: the stream was closed meanwhile.
+    """
+    if fd < 0:
+        return bytes(await stream.receive_some(size))
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            return os.read(fd, size)
+        except BLOCKED:
+            continue
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+
+
+async def send_all(stream: trio.abc.Stream, fd: int, data: bytes) -> None:
+    """Send all of ``data``: straight to the socket, then whatever it did not take.
+
+    Cancellation may leave part of ``data`` sent, as with ``send_all``.
+
+    Raises:
+        trio.BrokenResourceError: the write failed (a reset, a closed peer).
+        trio.ClosedResourceError: the stream was closed meanwhile.
+    """
+    if fd >= 0:
+        await checkpoint_if_cancelled()
+        try:
+            written = os.write(fd, data)
+        except BLOCKED:
+            written = 0
+        except OSError as exc:
+            raise trio.BrokenResourceError(f"socket write failed: {exc}") from exc
+        if written == len(data):
+            return
+        data = data[written:]
+    await stream.send_all(data)

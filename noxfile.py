@@ -105,7 +105,7 @@ def load(session: nox.Session) -> None:
     """Load and attack trio_wsext's, websockets' and websockets.trio's echo servers side by side.
 
     Posargs go to ``python -m benchmarks.load``, e.g. ``nox -s load -- --quick``
-    (a small version, 1-2 minutes). The full run takes about 15 minutes, so it
+    (a small version, 1-2 minutes). The full run takes about 10 minutes, so it
     is not a default session.
     """
     session.install("-e", ".", "websockets")

@@ -31,9 +31,9 @@ FD_EVERY: Final = 0.05
 FD_BOUND: Final = 5.0
 """Seconds the fd count has to come back to its baseline."""
 
-NETSTAT_COUNTERS: Final = ("ListenOverflows", "ListenDrops", "SyncookiesSent")
-"""The kernel's counters (/proc/net/netstat, TcpExt) of connections the listen queue
-could not take; system-wide, so read around a scenario as deltas."""
+LISTEN_OVERFLOWS: Final = "ListenOverflows"
+"""The kernel's count (/proc/net/netstat, TcpExt) of connections dropped because a listen
+socket's accept queue was full; system-wide, so read around a scenario as a delta."""
 
 TCP_STATES: Final = {1: "open", 7: "closed", 8: "eof"}
 """tcp_info's state (``TCP_ESTABLISHED``, ``TCP_CLOSE``, ``TCP_CLOSE_WAIT``) as the
@@ -133,18 +133,18 @@ class MemorySampler:
         return self.peak_kib - self.baseline_kib
 
 
-def netstat_counters() -> dict[str, int]:
-    """Return :data:`NETSTAT_COUNTERS` from /proc/net/netstat (empty if unreadable)."""
+def listen_overflows() -> int | None:
+    """Return :data:`LISTEN_OVERFLOWS` from /proc/net/netstat, or None if unreadable."""
     try:
         with open("/proc/net/netstat", encoding="ascii") as netstat:
             lines = netstat.read().splitlines()
     except OSError:
-        return {}
+        return None
     for names, values in zip(lines[::2], lines[1::2], strict=False):
         if names.startswith("TcpExt:"):
             table = dict(zip(names.split()[1:], values.split()[1:], strict=False))
-            return {name: int(table[name]) for name in NETSTAT_COUNTERS if name in table}
-    return {}
+            return int(table[LISTEN_OVERFLOWS]) if LISTEN_OVERFLOWS in table else None
+    return None
 
 
 def somaxconn() -> int | None:

@@ -4,7 +4,7 @@ Strategy: a scenario owns one fresh echo server (``python -m
 benchmarks.worker server LIB --compression on``, the benchmarks' own) and
 its agents. It waits until every agent is ready, takes the server's
 baselines (open files, resident memory, CPU time, the kernel's listen-queue
-counters), says go to all agents at once, and samples the server's memory
+overflow counter), says go to all agents at once, and samples the server's memory
 until the last agent answers. Then it waits up to 5 s for the server's
 open files to come back to the baseline, and stops everything.
 """
@@ -57,30 +57,32 @@ class Watch:
     pid: int
     fds: int = 0
     cpu: float = 0.0
-    netstat: dict[str, int] = attrs.field(factory=dict)
+    overflows: int | None = None
     sampler: monitor.MemorySampler | None = None
 
     def start(self) -> None:
         """Take the baselines and start sampling memory."""
         self.fds = monitor.fd_count(self.pid)
         self.cpu = cpu_seconds(self.pid)
-        self.netstat = monitor.netstat_counters()
+        self.overflows = monitor.listen_overflows()
         self.sampler = monitor.MemorySampler(self.pid)
         self.sampler.start()
 
     def finish(self) -> figures.Figures:
-        """Return the server's CPU seconds, RSS growth, listen-queue drops and fd settling."""
+        """Return the server's CPU seconds, RSS growth, listen-queue overflows and fd settling."""
         growth = self.sampler.stop() if self.sampler is not None else 0
         used = cpu_seconds(self.pid) - self.cpu
-        after = monitor.netstat_counters()
+        overflows = monitor.listen_overflows()
         settle = monitor.settle_fds(self.pid, self.fds)
         return {
             "server_cpu_seconds": used,
             "rss_growth_mib": growth / 1024,
             "rss_baseline_mib": (self.sampler.baseline_kib if self.sampler else 0) / 1024,
-            "listen_drops": sum(after.get(k, 0) - self.netstat.get(k, 0) for k in after)
-            if after
-            else None,
+            "listen_overflows": (
+                overflows - self.overflows
+                if overflows is not None and self.overflows is not None
+                else None
+            ),
             "fds_baseline": self.fds,
             "fds_extra": settle.extra,
             "fds_settle_s": settle.seconds,

@@ -19,7 +19,7 @@ import collections
 import errno
 import time
 import zlib
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import attrs
 
@@ -138,7 +138,7 @@ class EchoConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Send the opening handshake; give the server :data:`HANDSHAKE_BOUND` to answer."""
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # create_connection makes a Transport
         self._transport = transport
         transport.write(wire.handshake_request(self.port, self._key))
         self._timer = asyncio.get_running_loop().call_later(

@@ -105,3 +105,49 @@ async def test_other_streams_go_through_their_own_methods() -> None:
     assert await receive_some(right, -1, 100) == b"memory"
     await left.aclose()
     await right.aclose()
+
+
+async def _batches_during_read(server: trio.SocketStream, *, wait_first: bool) -> int:
+    """Scheduler batches that pass while receive_some reads data that is already there."""
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await trio.lowlevel.checkpoint()
+            ticks += 1
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tick)
+        await trio.lowlevel.checkpoint()
+        start = ticks
+        assert await receive_some(server, socket_fd(server), 5, wait_first=wait_first)
+        used = ticks - start
+        nursery.cancel_scope.cancel()
+    return used
+
+
+async def test_receive_some_without_waiting_first_reads_what_is_there_at_once() -> None:
+    client, server = await _tcp_pair()
+    await client.send_all(b"already here")
+    await trio.sleep(0.01)  # on the server's side of loopback by now
+    assert await _batches_during_read(server, wait_first=False) == 0
+    assert await _batches_during_read(server, wait_first=True) >= 1
+    # And it still waits when nothing is there.
+    received: list[bytes] = []
+
+    async def receive() -> None:
+        received.append(await receive_some(server, socket_fd(server), 100, wait_first=False))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(receive)
+        await trio.testing.wait_all_tasks_blocked()
+        assert received == [b"re"]  # what the two reads above left
+        received.clear()
+        nursery.start_soon(receive)
+        await trio.testing.wait_all_tasks_blocked()
+        assert received == []
+        await client.send_all(b"later")
+    assert received == [b"later"]
+    await client.aclose()
+    await server.aclose()

@@ -40,11 +40,16 @@ def socket_fd(stream: trio.abc.Stream) -> int:
         return -1
 
 
-async def receive_some(stream: trio.abc.Stream, fd: int, size: int) -> bytes:
-    """Wait until ``stream`` is readable, then read at most ``size`` bytes (``b""`` at EOF).
+async def receive_some(
+    stream: trio.abc.Stream, fd: int, size: int, *, wait_first: bool = True
+) -> bytes:
+    """Read at most ``size`` bytes from ``stream`` (``b""`` at EOF), waiting for them.
 
-    For a socket whose data is not there yet (a connection just accepted),
-    this waits first rather than fail a read. Cancellation reads nothing.
+    With ``wait_first`` a socket is read only once it is readable: for one
+    whose data is probably not there yet, no failed read. Without it, a read
+    is tried at once, and a wait follows only if it finds nothing: for data
+    that probably came already (a request behind a connection that waited in
+    the accept queue), no scheduler round. Cancellation reads nothing.
 
     Raises:
         trio.BrokenResourceError: the read failed (a reset).
@@ -52,14 +57,18 @@ async def receive_some(stream: trio.abc.Stream, fd: int, size: int) -> bytes:
     """
     if fd < 0:
         return bytes(await stream.receive_some(size))
-    while True:
+    if wait_first:
         await trio.lowlevel.wait_readable(fd)
+    else:
+        await checkpoint_if_cancelled()
+    while True:
         try:
             return os.read(fd, size)
         except BLOCKED:
-            continue
+            pass
         except OSError as exc:
             raise trio.BrokenResourceError(f"socket read failed: {exc}") from exc
+        await trio.lowlevel.wait_readable(fd)
 
 
 async def send_all(stream: trio.abc.Stream, fd: int, data: bytes) -> None:

@@ -378,7 +378,12 @@ async def _read_request(
     with trio.move_on_after(connect_timeout):
         try:
             while True:
-                data = await receive_some(stream, fd, HANDSHAKE_RECEIVE_SIZE)
+                # A busy server accepts late: the request is usually there by
+                # then, and reading it at once saves the handshake a scheduler
+                # round (under load, a round is every busy connection's turn).
+                data = await receive_some(
+                    stream, fd, HANDSHAKE_RECEIVE_SIZE, wait_first=received > 0
+                )
                 if not data and not received:
                     raise _ClientLeft(
                         "the client closed the connection before sending an opening handshake"

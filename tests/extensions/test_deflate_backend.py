@@ -249,3 +249,62 @@ def test_zlib_ng_is_the_default_when_installed(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("TRIO_WSEXT_DEFLATE_BACKEND", raising=False)
     assert deflate_codec._load_backend().name == "zlib-ng"
     assert deflate_codec.BACKEND in {"zlib", "zlib-ng"}
+
+
+def _sizes_around_the_split() -> list[int]:
+    large = deflate_codec.LARGE_MESSAGE
+    return [100, large - 1, large, 3 * large, 50, 2000, large, large + 1, 10, large * 2, 500]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("is_server", [True, False], ids=["server", "client"])
+@pytest.mark.parametrize("bits", [9, 12, 15], ids=lambda bits: f"bits-{bits}")
+def test_small_and_large_messages_switch_compressors_and_one_window_reads_them_all(
+    monkeypatch: pytest.MonkeyPatch, name: str, is_server: bool, bits: int
+) -> None:
+    """Small messages go to zlib, large ones to the backend; a peer keeping one window reads all.
+
+    A compressor switched at a message boundary starts with an empty window,
+    so the peer's single inflater (with context takeover, as the RFC has it)
+    decodes the whole stream whichever compressor made each message.
+    """
+    if name == "zlib-ng" and not HAVE_ZLIB_NG:
+        pytest.skip("zlib-ng is not installed (pip install trio_wsext[fast])")
+    side = extension(monkeypatch, name, is_server, bits, bits)
+    inflater = zlib.decompressobj(wbits=-bits)
+    rng = random.Random(bits)
+    for size in _sizes_around_the_split():
+        data = (json_text(size // 20 + 1, rng.randrange(1000)) * 2)[:size]
+        sent = side.encode(Frame(Opcode.TEXT, data))
+        assert sent.rsv1
+        assert inflater.decompress(sent.data + b"\x00\x00\xff\xff") == data
+        expected = name if size >= deflate_codec.LARGE_MESSAGE else "zlib"
+        assert side._compressor_backend.name == expected
+
+
+@requires_zlib_ng
+def test_a_small_message_after_a_large_one_frees_zlib_ngs_compressor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    side = extension(monkeypatch, "zlib-ng", True, 12, 12)
+    side.encode(Frame(Opcode.TEXT, json_text(2000, 1)))
+    large_compressor = side._compressor
+    assert side._compressor_backend.name == "zlib-ng"
+    side.encode(Frame(Opcode.TEXT, b'{"small": true}' * 10))
+    assert side._compressor is not large_compressor
+    assert side._compressor_backend is deflate_codec._STDLIB
+    # And a fragmented message keeps the compressor its first frame chose.
+    first = side.encode(Frame(Opcode.TEXT, json_text(2000, 2), fin=False))
+    last = side.encode(Frame(Opcode.CONT, b"tail"))
+    assert first.rsv1
+    assert not last.rsv1
+    assert side._compressor_backend.name == "zlib-ng"
+
+
+def test_decompression_always_uses_zlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """zlib-ng's inflater holds a 32 KiB window whatever was negotiated: ~41 KiB against ~5."""
+    name = "zlib-ng" if HAVE_ZLIB_NG else "zlib"
+    side = extension(monkeypatch, name, True, 12, 12)
+    peer = PerMessageDeflate(False, 12, 12)
+    side.decode(peer.encode(Frame(Opcode.TEXT, json_text(1000, 3))))
+    assert type(side._decompressor) is type(zlib.decompressobj())

@@ -24,7 +24,6 @@ from ..exceptions import (
 )
 from .base import ClientExtensionFactory, Extension, ExtensionParameter, ServerExtensionFactory
 from .deflate_codec import (
-    BACKEND,
     DEFAULT_WINDOW_BITS,
     PerMessageDeflate,
     check_compress_settings,
@@ -52,14 +51,12 @@ _WINDOW_BITS_VALUES: Final = {str(bits): bits for bits in range(8, 16)}
 #: at zlib's defaults; each step above 12 bits costs 3-27 KiB per % saved.
 DEFAULT_MAX_WINDOW_BITS: Final = 12
 #: At 12 bits, memLevel 5 is within 0.5 % of 8 and 9, and takes 50 KiB, not 162.
-#: zlib-ng's compressor (``trio_wsext[fast]``) holds a fixed 128 KiB hash
-#: table, and memLevel sizes its symbol buffer only: once busy, it holds
-#: ~160 KiB at 5, 170 at 6, 190 at 7, 230 at 8 (RSS after a 1 MiB message).
-#: memLevel 6 compresses 100 B-16 KiB JSON exactly as 8 does, at the same speed,
-#: and 64 KiB JSON-like text 0.9 % larger and 7-8 % slower, for 60 KiB less.
-#: 5 is 1 % larger and 4-8 % slower than 6, and each step above 6 doubles the
-#: buffer for 0.6 % or less of the 64 KiB text: 6 there (``--mem-levels``).
-DEFAULT_MEM_LEVEL: Final = 6 if BACKEND == "zlib-ng" else 5
+#: Messages under 8 KiB are compressed with zlib even when zlib-ng is installed
+#: (``deflate_codec.LARGE_MESSAGE``), so 5 is what a busy connection holds;
+#: zlib-ng, for the large messages, sizes only its symbol buffer by memLevel,
+#: and at 5 compresses 64 KiB JSON-like text 1 % larger and 4-8 % slower than
+#: at 6 (``python -m benchmarks.deflate_defaults --mem-levels``).
+DEFAULT_MEM_LEVEL: Final = 5
 #: Below 32 bytes compressing saves at most 13 % of the bytes on the wire for
 #: ~4 times the CPU per message, and without context takeover it expands them.
 DEFAULT_THRESHOLD: Final = 32
@@ -635,8 +632,7 @@ def enable_client_permessage_deflate(
     If a permessage-deflate factory is already there, its settings are kept.
     The default offers ``permessage-deflate; client_max_window_bits``, as
     browsers do, so the server chooses both windows; it compresses with
-    ``memLevel`` 5 (6 with zlib-ng) and leaves messages under 32 bytes
-    uncompressed. The
+    ``memLevel`` 5 and leaves messages under 32 bytes uncompressed. The
     README's "Compression" section shows the measurements behind these.
 
     Args:
@@ -664,10 +660,10 @@ def enable_server_permessage_deflate(
     If a permessage-deflate factory is already there, its settings are kept.
     The default limits both windows to 4 KiB (12 bits), compresses with
     ``memLevel`` 5 and leaves messages under 32 bytes uncompressed: about
-    50 KiB per busy connection instead of zlib's 300 KiB (with zlib-ng,
-    ``memLevel`` 6 and about 170-210 KiB, mostly its compressor's fixed hash
-    table). The README's "Compression" section shows the measurements behind
-    these.
+    50 KiB per busy connection instead of zlib's 300 KiB (zlib-ng, when
+    installed, compresses only messages of 8 KiB or more, with a compressor
+    of ~160 KiB held while they go on). The README's "Compression" section
+    shows the measurements behind these.
 
     Args:
         extensions: the server's extension factories, or ``None``.

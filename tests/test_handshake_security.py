@@ -57,6 +57,36 @@ def test_origins_given_as_one_string_is_a_type_error() -> None:
 
 
 @pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("server.example.com", 0),
+        ("server.example.com:8080", 0),
+        ("127.0.0.1:9000", 0),
+        ("[::1]:9000", 0),
+        ("[fe80::1%25eth0]", 0),
+        ("", 0),  # RFC 7230 §5.4: empty when the target URI has no authority
+        ("evil.example/x", 400),
+        ("user@server.example.com", 400),
+        ("server.example.com:port", 400),
+        ("[::1", 400),
+        ("[not:an:address]", 400),
+        ("a,b", 0),  # sub-delims are reg-name characters
+        ("two words", 400),
+        (None, 400),  # missing: h11's own 400
+    ],
+)
+def test_host_must_be_a_valid_host_and_port(host: str | None, status: int) -> None:
+    """RFC 7230 §5.4: a Host with an invalid field-value gets 400, as a missing one does."""
+    assert _status(ServerHandshake(), raw_request(replace={"Host": host})) == status
+
+
+def test_an_invalid_host_is_named_in_the_error() -> None:
+    handshake = ServerHandshake()
+    with pytest.raises(HandshakeError, match=r"invalid Host: 'evil\.example/x'"):
+        handshake.receive_data(raw_request(replace={"Host": "evil.example/x"}))
+
+
+@pytest.mark.parametrize(
     ("target", "path"),
     [
         ("/chat?room=1", "/chat?room=1"),

@@ -57,6 +57,7 @@ from .headers import (
     build_host,
     build_subprotocol_header,
     index_headers,
+    is_valid_host,
     normalize_headers,
     parse_extension_header,
     parse_subprotocol_header,
@@ -639,12 +640,17 @@ class ServerHandshake:
         # RFC 7230 §5.4: "A server MUST respond with a 400 (Bad Request) status
         # code to any HTTP/1.1 request message that lacks a Host header field
         # and to any request message that contains more than one Host header
-        # field": h11 checks both and raises RemoteProtocolError (400).
+        # field": h11 checks both and raises RemoteProtocolError (400); "...
+        # or a Host header field with an invalid field-value" is checked here.
+        values = index_headers(headers)
+        hosts = values.get("host", [])
+        if len(hosts) != 1 or not is_valid_host(hosts[0]):
+            shown = ", ".join(hosts)[:100]
+            raise self._fail(400, InvalidHeader("Host", shown, f"invalid Host: {shown!r}"))
         # "An |Upgrade| header field containing the value "websocket", treated
         # as an ASCII case-insensitive value." RFC 7231 §6.5.15: "The server
         # MUST send an Upgrade header field in a 426 response".
         upgrade_required = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade, close")]
-        values = index_headers(headers)
         upgrade = values.get("upgrade", [])
         if not upgrade:
             raise self._fail(426, InvalidHeader("Upgrade"), upgrade_required)

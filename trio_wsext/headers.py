@@ -42,6 +42,7 @@ __all__ = [
     "build_subprotocol_header",
     "header_values",
     "index_headers",
+    "is_valid_host",
     "normalize_headers",
     "parse_extension_header",
     "parse_subprotocol_header",
@@ -367,6 +368,37 @@ def header_values(headers: Sequence[tuple[bytes, bytes]], name: str) -> list[str
     """Return the value of every line of header ``name`` (any case), as Latin-1 text."""
     key = name.lower().encode("ascii")
     return [value.decode("latin-1") for raw, value in headers if raw.lower() == key]
+
+
+# RFC 7230 §5.4: Host = uri-host [ ":" port ]; RFC 3986 §3.2.2: uri-host =
+# IP-literal / IPv4address / reg-name (an IPv4 address is a reg-name too),
+# reg-name may be empty; RFC 6874 §2 adds a zone ID ("%25" then the ID) to an
+# IPv6 literal; RFC 3986 §3.2.3: port = *DIGIT.
+_HOST_RE: Final = re.compile(
+    r"(?:\[(?P<literal>[0-9A-Fa-f:.]+)(?:%25(?:[-A-Za-z0-9._~]|%[0-9A-Fa-f]{2})+)?\]"
+    r"|[-A-Za-z0-9._~%!$&'()*+,;=]*)(?::[0-9]*)?"
+)
+
+
+def is_valid_host(value: str) -> bool:
+    """Tell whether ``value`` is a valid ``Host`` field value (:rfc:`7230#section-5.4`).
+
+    ``uri-host [":" port]``: a name, an IPv4 address or a bracketed IPv6
+    literal, then an optional port. Anything else -- a space, a path, a
+    userinfo ``@``, an unclosed bracket -- is what a server "MUST respond
+    with a 400 (Bad Request)" to.
+    """
+    match = _HOST_RE.fullmatch(value)
+    if match is None:
+        return False
+    literal = match.group("literal")
+    if literal is None:
+        return True
+    try:
+        ipaddress.IPv6Address(literal)
+    except ValueError:
+        return False
+    return True
 
 
 def build_host(host: str, port: int, *, secure: bool) -> str:

@@ -9,6 +9,8 @@ exception replaced by a cancelled close.
 
 from __future__ import annotations
 
+import contextlib
+
 import base64
 import hashlib
 import math
@@ -148,6 +150,40 @@ async def test_keepalive_never_fails_a_consumer_paused_by_backpressure() -> None
                 await ws.send_message("done")
             nursery.cancel_scope.cancel()
     assert received == [f"{index}:" + "x" * 65536 for index in range(50)]
+
+
+async def test_keepalive_fails_a_peer_that_sends_but_never_reads(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """An echo to a peer that never reads: both ways stuck; 1011 after the pong deadline.
+
+    Our reader is paused (the application waits to send, so the queue is
+    full), which alone would move the deadline on; but our bytes, the ping
+    among them, have waited unwritten since the ping: the peer reads nothing.
+    """
+    async with open_raw_pair(
+        client=False, lockstep=True, ping_interval=1, ping_timeout=1, message_queue_size=1
+    ) as (connection, peer):
+
+        async def flood() -> None:
+            for index in range(1000):
+                await peer.send_frame(Frame(Opcode.TEXT, str(index).encode()))
+
+        async def echo() -> None:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    await connection.send_message(await connection.get_message())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood)
+            nursery.start_soon(echo)
+            await trio.sleep(30)
+            assert connection.closed is not None
+            assert connection.closed.code == 1011
+            assert connection.closed.reason == (
+                "keepalive ping timeout: the peer has read nothing since the ping"
+            )
+            nursery.cancel_scope.cancel()
 
 
 async def test_messages_parsed_before_a_local_failure_are_still_delivered(

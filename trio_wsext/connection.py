@@ -107,9 +107,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
         disconnect_timeout: seconds the closing handshake may take.
         ping_interval: seconds between keepalive pings, ``None`` for none.
         ping_timeout: seconds a keepalive pong may take before the connection
-            fails with 1011, ``None`` to never fail. Never while this side's
-            own reader has stopped for backpressure: the pong may be behind
-            data this side has not read.
+            fails with 1011, ``None`` to never fail. Not while this side's
+            own reader has stopped for backpressure (the pong may be behind
+            data this side has not read), unless the peer has read nothing
+            of this side's since the ping either: it sends and never reads.
         log_name: what this connection's log lines start with; by default
             ``conn N <peer address>``, N unique in the process.
         endpoints: the stream's ``(local, remote)`` endpoints, for a caller

@@ -1152,7 +1152,9 @@ class ConnectionEngine:
         one's pong came by then; otherwise at its pong deadline, where a pong
         still missing fails the connection with 1011 -- unless the reader
         stopped for backpressure meanwhile: then the pong may be behind data
-        this side chose not to read, and the deadline moves on.
+        this side chose not to read, and the deadline moves on -- unless
+        this side's own bytes have waited unwritten all that time (the peer
+        reads nothing: it only sends, and would hold the connection forever).
         """
         interval = self._ping_interval
         pong_timeout = self._ping_timeout
@@ -1161,6 +1163,7 @@ class ConnectionEngine:
         next_release = now + IDLE_RELEASE_AFTER / 2 if self._offload else math.inf
         waiter: PingWaiter | None = None
         pauses_at_ping = 0
+        written_at_ping = 0
         pong_deadline = math.inf
         while self._phase is _OPEN:
             deadline = min(pong_deadline if waiter is not None else next_ping, next_release)
@@ -1178,19 +1181,28 @@ class ConnectionEngine:
                 if waiter.answered:
                     waiter, pong_deadline = None, math.inf
                 elif now >= pong_deadline:
-                    if self._paused or self._pauses != pauses_at_ping:
+                    stuck = self._unsent_bytes > 0 and self.wire_bytes_sent == written_at_ping
+                    if (self._paused or self._pauses != pauses_at_ping) and not stuck:
                         pauses_at_ping = self._pauses
+                        written_at_ping = self.wire_bytes_sent
                         assert pong_timeout is not None
                         pong_deadline = now + pong_timeout
                         continue
                     # websockets does the same: "keepalive ping timeout", code 1011.
-                    self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout", None)
+                    # A peer that has read nothing of ours since the ping (our
+                    # bytes wait unwritten) fails too, paused or not: it sends
+                    # and never reads, and would hold the connection forever.
+                    reason = "keepalive ping timeout"
+                    if stuck:
+                        reason += ": the peer has read nothing since the ping"
+                    self._fail(CloseCode.INTERNAL_ERROR, reason, None)
                     break
             if waiter is None and interval is not None and now >= next_ping:
                 next_ping = now + interval
                 if self._send_busy:
                     continue  # a big message is being framed: try at the next interval
                 payload, waiter = self._pings.add()
+                written_at_ping = self.wire_bytes_sent
                 self._frame_control(functools.partial(self.protocol.send_ping, payload))
                 pauses_at_ping = self._pauses
                 if pong_timeout is None:

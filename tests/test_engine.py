@@ -9,9 +9,8 @@ exception replaced by a cancelled close.
 
 from __future__ import annotations
 
-import contextlib
-
 import base64
+import contextlib
 import hashlib
 import math
 import tracemalloc

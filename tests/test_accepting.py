@@ -6,11 +6,12 @@ import errno
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from functools import partial
 
 import pytest
 import trio
 
-from trio_wsext.accepting import ACCEPT_BURST, BurstListener
+from trio_wsext.accepting import ACCEPT_BURST, BurstListener, serve_listeners
 from trio_wsext.endpoints import Endpoint, listener_endpoint
 from trio_wsext.server import WebSocketRequest, WebSocketServer
 
@@ -248,3 +249,120 @@ async def test_websocket_server_accepts_plain_tcp_listeners_in_bursts() -> None:
             assert used <= 4
             await server.aclose()
     assert started == 0  # none of them sent a handshake
+
+
+# -- serve_listeners -------------------------------------------------------------------------
+
+
+class _ScriptedListener(trio.abc.Listener[trio.abc.Stream]):
+    """Accepts from a script: streams to hand out, or OSErrors to raise; then waits forever."""
+
+    def __init__(self, script: list[trio.abc.Stream | OSError]) -> None:
+        self.script = script
+        self.closed = False
+
+    async def accept(self) -> trio.abc.Stream:
+        await trio.lowlevel.checkpoint()
+        if not self.script:
+            await trio.sleep_forever()
+        step = self.script.pop(0)
+        if isinstance(step, OSError):
+            raise step
+        return step
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await trio.lowlevel.checkpoint()
+
+
+async def test_serve_listeners_runs_a_handler_per_stream_and_closes_each(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    tcp_client, tcp_server = await _tcp_stream_pair()
+    memory_client, memory_server = trio.testing.memory_stream_pair()
+    listener = _ScriptedListener([tcp_server, memory_server])
+    handled: list[trio.abc.Stream] = []
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        handled.append(stream)
+        await stream.send_all(b"hi")
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_listeners, handler, [listener], handler_nursery=nursery))
+        await trio.sleep(1)
+        assert handled == [tcp_server, memory_server]
+        # Each stream was closed after its handler: the clients read "hi", then EOF.
+        assert await _read_to_eof(tcp_client) == b"hi"
+        assert await _read_to_eof(memory_client) == b"hi"
+        nursery.cancel_scope.cancel()
+    assert listener.closed  # closed when serving ends
+    await tcp_client.aclose()
+
+
+async def test_serve_listeners_closes_the_stream_of_a_handler_that_raises() -> None:
+    client, server = trio.testing.memory_stream_pair()
+    listener = _ScriptedListener([server])
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        raise RuntimeError("handler bug")
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(serve_listeners, handler, [listener], handler_nursery=nursery)
+            )
+    assert caught.group_contains(RuntimeError, match="handler bug", depth=1)
+    assert await _read_to_eof(client) == b""
+
+
+async def test_serve_listeners_retries_after_running_out_of_descriptors(
+    autojump_clock: trio.abc.Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    client, server = trio.testing.memory_stream_pair()
+    emfile = OSError(errno.EMFILE, "Too many open files")
+    listener = _ScriptedListener([emfile, emfile, server])
+    handled = trio.Event()
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        handled.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(serve_listeners, handler, [listener], handler_nursery=nursery))
+        start = trio.current_time()
+        await handled.wait()
+        assert trio.current_time() - start == pytest.approx(0.2, abs=0.05)
+        nursery.cancel_scope.cancel()
+    errors = [r.getMessage() for r in caplog.records if r.name == "trio_wsext.server"]
+    assert errors == ["accept failed: EMFILE (Too many open files); retrying in 0.1 seconds"] * 2
+    await client.aclose()
+
+
+async def test_serve_listeners_ends_on_another_accept_error() -> None:
+    listener = _ScriptedListener([OSError(errno.EBADF, "Bad file descriptor")])
+
+    async def handler(stream: trio.abc.Stream) -> None:
+        raise AssertionError("never called")
+
+    with pytest.raises(BaseExceptionGroup) as caught:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                partial(serve_listeners, handler, [listener], handler_nursery=nursery)
+            )
+    assert caught.group_contains(OSError, match="Bad file descriptor")
+    assert listener.closed
+
+
+async def _tcp_stream_pair() -> tuple[trio.SocketStream, trio.SocketStream]:
+    tcp = await _tcp_listener()
+    client = await trio.open_tcp_stream("127.0.0.1", _port(tcp))
+    server = await tcp.accept()
+    await tcp.aclose()
+    return client, server
+
+
+async def _read_to_eof(stream: trio.abc.ReceiveStream) -> bytes:
+    data = b""
+    with trio.fail_after(5):
+        while chunk := await stream.receive_some(100):
+            data += chunk
+    return data

@@ -16,19 +16,31 @@ at once, and hands them out from :meth:`~BurstListener.accept` without a
 schedule point each (a cancellation point still), so that
 :func:`trio.serve_listeners` starts up to that many handler tasks per batch.
 It works under :class:`trio.SSLListener` as any transport listener does.
+
+:func:`serve_listeners` is :func:`trio.serve_listeners` less one cost per
+connection: trio's closes every stream with ``aclose_forcefully`` once its
+handler returns, two scheduler rounds even when the handler closed it
+already; a connection's whole life under connect/close churn is about ten.
+Here a plain TCP stream is closed without a round (closing a socket cannot
+block), and others as trio does.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
+import os
 import socket
 from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, final
 
 import trio
 from trio.lowlevel import checkpoint_if_cancelled
 
-__all__ = ["ACCEPT_BURST", "BurstListener"]
+__all__ = ["ACCEPT_BURST", "BurstListener", "serve_listeners"]
+
+logger = logging.getLogger("trio_wsext.server")
 
 #: The most connections accepted per wake-up of the listening socket (as
 #: asyncio's ``backlog`` default, which bounds its accepts per event too).
@@ -52,6 +64,14 @@ _IGNORED_ACCEPT_ERRNOS: Final = frozenset(
     )
     if hasattr(errno, name)
 )
+
+
+#: What accept(2) reports when the process or the system is out of a resource
+#: (file descriptors, memory): wait a little and try again, as trio does.
+_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
+
+#: Seconds to wait after such an error (trio.serve_listeners' own figure).
+CAPACITY_RETRY_SECONDS: Final = 0.1
 
 
 @final
@@ -141,3 +161,66 @@ class BurstListener(trio.abc.Listener[trio.SocketStream]):
             self._raw.close()
             self._raw = None
         await self.transport_listener.aclose()
+
+
+StreamHandler = Callable[[trio.abc.Stream], Awaitable[object]]
+"""``async def handler(stream)``: serves one accepted stream."""
+
+
+async def close_stream(stream: trio.abc.Stream) -> None:
+    """Close ``stream`` at once, even when cancelled: a plain socket without a scheduler round."""
+    if type(stream) is trio.SocketStream:
+        stream.socket.close()
+    else:
+        await trio.aclose_forcefully(stream)
+
+
+async def _run_handler(handler: StreamHandler, stream: trio.abc.Stream) -> None:
+    try:
+        await handler(stream)
+    finally:
+        await close_stream(stream)
+
+
+async def _serve_one_listener(
+    listener: trio.abc.Listener[trio.abc.Stream],
+    handler: StreamHandler,
+    handler_nursery: trio.Nursery,
+) -> None:
+    async with listener:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _CAPACITY_ERRNOS:
+                    raise
+                logger.error(
+                    "accept failed: %s (%s); retrying in %s seconds",
+                    errno.errorcode.get(exc.errno or 0, exc.errno),
+                    os.strerror(exc.errno or 0),
+                    CAPACITY_RETRY_SECONDS,
+                )
+                await trio.sleep(CAPACITY_RETRY_SECONDS)
+            else:
+                handler_nursery.start_soon(_run_handler, handler, stream)
+
+
+async def serve_listeners(
+    handler: StreamHandler,
+    listeners: Sequence[trio.abc.Listener[trio.abc.Stream]],
+    *,
+    handler_nursery: trio.Nursery,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept on every listener and run ``handler(stream)`` in ``handler_nursery`` for each.
+
+    As :func:`trio.serve_listeners`: runs until cancelled, closes each
+    listener when it ends, and closes each stream when its handler returns
+    or raises. ``EMFILE``, ``ENFILE``, ``ENOMEM`` and ``ENOBUFS`` from accept
+    are logged (``trio_wsext.server``, ERROR) and retried after 100 ms; any
+    other error ends it.
+    """
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_serve_one_listener, listener, handler, handler_nursery)
+        task_status.started()

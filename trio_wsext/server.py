@@ -1,6 +1,7 @@
 """The server: serve_websocket, WebSocketServer, wrap_server_stream and WebSocketRequest.
 
-Strategy: :func:`trio.serve_listeners` gives each accepted stream its own task
+Strategy: :func:`~trio_wsext.accepting.serve_listeners` (trio's, less a
+scheduler round per connection) gives each accepted stream its own task
 (in ``handler_nursery`` if one is given). That task reads the opening
 handshake with the sans-I/O :class:`~trio_wsext.handshake.ServerHandshake`
 within ``connect_timeout`` (so a silent socket cannot hold a slot), answers a
@@ -24,7 +25,7 @@ from typing import Final, TypeAlias, final
 import attrs
 import trio
 
-from .accepting import BurstListener
+from .accepting import BurstListener, serve_listeners
 from .connection import RECEIVE_SIZE, WebSocketConnection
 from .direct_io import receive_some, send_all, socket_fd
 from .endpoints import Endpoint, listener_endpoint, stream_endpoints
@@ -618,13 +619,11 @@ class WebSocketServer:
     async def _accept(
         self,
         *,
-        task_status: trio.TaskStatus[
-            list[trio.abc.Listener[trio.abc.Stream]]
-        ] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         assert self._nursery is not None
         with self._accept_scope:
-            await trio.serve_listeners(
+            await serve_listeners(
                 self._handle_stream,
                 self._listeners,
                 handler_nursery=self._handler_nursery or self._nursery,
@@ -669,7 +668,7 @@ class WebSocketServer:
     async def _handle_stream(self, stream: trio.abc.Stream) -> None:
         """Serve one connection, from the first byte to the handler's return.
 
-        :func:`trio.serve_listeners` closes the stream when this returns.
+        :func:`~trio_wsext.accepting.serve_listeners` closes the stream when this returns.
         """
         endpoints = stream_endpoints(stream)
         log_name = new_log_name(endpoints[1])

@@ -1008,6 +1008,8 @@ class ConnectionEngine:
             else:  # after a close frame or a failure: read on (discarding) until EOF
                 status = _EOF if protocol.eof_received else _READ
             if status == _WAIT:
+                if self._phase is _DONE:
+                    return  # the close frame just handled ended it: nothing to wait for
                 self._paused = True
                 await self._park_reader()
                 continue

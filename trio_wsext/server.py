@@ -751,8 +751,11 @@ class WebSocketServer:
                 )
         connection = request._connection
         if connection is not None:
-            code = CloseCode.INTERNAL_ERROR if crashed else CloseCode.NORMAL_CLOSURE
-            await connection.aclose(code)
+            if connection.closed is None:
+                code = CloseCode.INTERNAL_ERROR if crashed else CloseCode.NORMAL_CLOSURE
+                await connection.aclose(code)
+            # else it is closing or closed already: the nursery around the
+            # handler waits for its task to finish, within disconnect_timeout.
         elif request._handshake is not None and request._answer is None and crashed:
             await _send_and_close(
                 request._stream,

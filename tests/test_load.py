@@ -4,7 +4,8 @@ Each scenario test starts a fresh server process and the harness's client
 processes (benchmarks.load.settings.SMALL: 100 connections x 10 messages,
 10 hostile clients of each kind, 200 churn cycles), and asserts what a
 server must do under load and attack: every echo back intact and in order,
-every bad client answered within its bound, every file descriptor released.
+every bad client answered within its bound, every file descriptor released,
+every protocol violation failed with the close code the RFCs give it.
 The bounds are those of the server's defaults: a 10 s handshake timeout.
 The short scenarios also run against websockets, as a check on the harness.
 The pure parts (frames, messages, figures) are tested first, on bytes.
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from benchmarks.load import figures, messages, scenarios, wire
+from benchmarks.load import figures, messages, report, scenarios, violations, wire
 from benchmarks.load.settings import SMALL, ScenarioName
 
 LIBRARY = "trio_wsext"
@@ -109,6 +111,25 @@ def test_backpressure_figures_split_the_bytes() -> None:
     assert figures.backpressure(result)["backpressure.held_mib"] == 2.0
 
 
+def test_violation_cells_mark_the_expected_code() -> None:
+    """A close with the expected code gets a tick; another code or an eof does not."""
+    answers: list[dict[str, Any]] = [
+        {"name": "unmasked", "how": "close 1002", "reason": "", "seconds": 0.01},
+        {"name": "bad_deflate", "how": "close 1002", "reason": "", "seconds": 0.01},
+        {"name": "over_limit", "how": "eof", "reason": None, "seconds": 0.01},
+    ]
+    result = figures.violations_answered(answers)
+    assert result["violations.exact"] == 1
+    assert result["violations.length_msb.how"] == "missing"
+    runs = [scenarios.Run("violations", LIBRARY, 0, result)]
+    cells = {
+        row.key: report.cell(runs, row, LIBRARY) for row in report.ROWS if row.style == "verdict"
+    }
+    assert cells["violations.unmasked.how"] == "1002 ✓"
+    assert cells["violations.bad_deflate.how"] == "1002"
+    assert cells["violations.over_limit.how"] == "eof"
+
+
 def run(scenario: ScenarioName, tmp_path: Path, library: str = LIBRARY) -> figures.Figures:
     """Run ``scenario``'s small version against ``library``; fail on a harness error."""
     result = scenarios.run_one(scenario, library, 0, scenarios.Context(SMALL, tmp_path))
@@ -183,3 +204,32 @@ def test_server_stops_reading_from_a_client_that_does_not_read(
     assert result["backpressure.how"] == {"stalled": 1}
     assert result["backpressure.held_mib"] is not None
     assert result["backpressure.held_mib"] <= 4
+
+
+EXPECTED_CODES = {
+    "unmasked": 1002,  # RFC 6455 §5.1
+    "reserved_opcode": 1002,  # §5.2
+    "rsv2": 1002,  # §5.2
+    "fragmented_ping": 1002,  # §5.5
+    "long_ping": 1002,  # §5.5
+    "lone_continuation": 1002,  # §5.4
+    "interleaved": 1002,  # §5.4
+    "text_not_utf8": 1007,  # §8.1, §7.4.1
+    "close_one_byte": 1002,  # §5.5.1
+    "close_1005": 1002,  # §7.4.1
+    "close_reason_not_utf8": 1007,  # §5.5.1, §8.1
+    "over_limit": 1009,  # §7.4.1, from the header alone
+    "bad_deflate": 1007,  # RFC 7692 §6.2
+    "length_msb": 1002,  # §5.2
+}
+"""The close code each violation must get, written out here rather than read from the harness."""
+
+
+def test_server_fails_each_protocol_violation_with_its_close_code(tmp_path: Path) -> None:
+    """Scenario 7: each of the 14 violations gets a close frame with the code the RFCs give."""
+    assert list(EXPECTED_CODES) == [v.name for v in violations.VIOLATIONS]
+    result = run("violations", tmp_path)
+    got = {name: result[f"violations.{name}.how"] for name in EXPECTED_CODES}
+    assert got == {name: f"close {code}" for name, code in EXPECTED_CODES.items()}
+    assert result["violations.exact"] == result["violations.total"] == 14
+    assert all(result[f"violations.{name}.seconds"] < PROMPT for name in EXPECTED_CODES)

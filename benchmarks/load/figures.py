@@ -10,10 +10,10 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from benchmarks.load import attacks
+from benchmarks.load import attacks, violations
 
 Figures = dict[str, Any]
-"""One run's figures: numbers, None, or ``{outcome: count}`` dicts, by key."""
+"""One run's figures: numbers, None, ``{outcome: count}`` dicts, or outcome strings, by key."""
 
 COUNTED: Final = (
     "connections",
@@ -164,4 +164,24 @@ def backpressure(result: dict[str, Any]) -> Figures:
         held = (sent - unsent - server_rx) - (server_tx + unread)
         figures["backpressure.held_mib"] = held / 2**20
         figures["backpressure.kernel_mib"] = (unsent + server_rx + server_tx + unread) / 2**20
+    return figures
+
+
+def violations_answered(answers: Sequence[dict[str, Any]]) -> Figures:
+    """Return per violation what the server answered, and how many got the exact code.
+
+    ``violations.<name>.how`` is ``close NNNN``, ``eof``, ``rst`` or ``none``;
+    ``.expected`` is the code the RFCs require, ``.reason`` the close frame's
+    reason and ``.seconds`` how long the answer took.
+    """
+    by_name = {answer["name"]: answer for answer in answers}
+    figures: Figures = {"violations.total": len(violations.VIOLATIONS), "violations.exact": 0}
+    for violation in violations.VIOLATIONS:
+        answer = by_name.get(violation.name, {"how": "missing", "reason": None, "seconds": None})
+        key = f"violations.{violation.name}"
+        figures[f"{key}.how"] = answer["how"]
+        figures[f"{key}.expected"] = violation.expected
+        figures[f"{key}.reason"] = answer["reason"]
+        figures[f"{key}.seconds"] = answer["seconds"]
+        figures["violations.exact"] += violations.exact(answer["how"], violation.expected)
     return figures

@@ -17,15 +17,16 @@ from typing import Any, Final, Literal
 import attrs
 
 from benchmarks import report as bench_report
-from benchmarks.load import figures, monitor
+from benchmarks.load import figures, monitor, violations
 from benchmarks.load.scenarios import Run
 from benchmarks.load.settings import HOSTILE_KINDS, LIBRARIES, ScenarioName, Settings
 
 SUBJECT: Final = LIBRARIES[0]
 """The library the ratio columns are about."""
 
-Style = Literal["number", "fraction", "counts"]
-"""How a row's cells read: a median, ``n/N``, or ``outcomexcount`` pairs."""
+Style = Literal["number", "fraction", "counts", "verdict"]
+"""How a row's cells read: a median, ``n/N``, ``outcomexcount`` pairs, or a close
+code with ``✓`` when it is the expected one (else ``eof``, ``rst``, ``none``)."""
 
 
 @attrs.frozen
@@ -39,7 +40,7 @@ class Row:
     digits: int = 0
     style: Style = "number"
     total: str | None = None
-    """For ``fraction`` rows, the key of N."""
+    """For ``fraction`` rows, the key of N; for ``verdict`` rows, of the expected code."""
     ratio: bool = False
     """Whether trio_wsext / other is shown (rates, times, memory)."""
 
@@ -85,6 +86,20 @@ def _hostile_rows() -> list[Row]:
     return rows
 
 
+def _violation_rows() -> list[Row]:
+    """Return the exact-code count, then one row per violation."""
+    rows = [
+        Row("violations", "violations.exact", "answered with the exact code",
+            total="violations.total", style="fraction"),
+    ]  # fmt: skip
+    for i, violation in enumerate(violations.VIOLATIONS, 1):
+        key = f"violations.{violation.name}"
+        label = f"  {i:2}. {violation.label} -> {violation.expected}"
+        rows.append(Row("violations", f"{key}.how", label, style="verdict",
+                        total=f"{key}.expected"))  # fmt: skip
+    return rows
+
+
 ROWS: Final[tuple[Row, ...]] = (
     *_good_rows("load"),
     Row("load", "server_cpu_percent", "server CPU (one core = 100)", "%"),
@@ -125,6 +140,7 @@ ROWS: Final[tuple[Row, ...]] = (
     Row("backpressure", "backpressure.kernel_mib", "  of which in the kernel's socket queues",
         "MiB", 1),
     Row("backpressure", "rss_growth_mib", "server peak RSS growth", "MiB", 1, ratio=True),
+    *_violation_rows(),
 )  # fmt: skip
 """Every row of the table, in order."""
 
@@ -135,6 +151,8 @@ TITLES: Final[dict[ScenarioName, str]] = {
     "churn": "4. churn: {churn:,} connect/close cycles, 20 % reset",
     "slowloris": "5. slowloris alone: {slowloris} sockets, one header byte a second",
     "backpressure": "6. backpressure: one client sends and never reads",
+    "violations": "7. violations: one connection per protocol violation, close code within "
+    "{violation_bound:g} s",
 }
 """The group title above each scenario's rows."""
 
@@ -159,6 +177,8 @@ def cell(runs: Sequence[Run], row: Row, library: str) -> str:
     if not values:
         failed = any(r.error for r in runs if r.scenario == row.scenario and r.library == library)
         return "error" if failed else "-"
+    if row.style == "verdict":
+        return _verdict(values, _values(runs, row, library, row.total or ""))
     if row.style == "counts":
         merged = figures.merge_counts(v for v in values.values() if isinstance(v, dict))
         return ", ".join(f"{k} x{n}" for k, n in merged.items()) or "0"
@@ -172,6 +192,18 @@ def cell(runs: Sequence[Run], row: Row, library: str) -> str:
         ]
         text += "/" + (_number(statistics.median(totals), 0) if totals else "?")
     return text
+
+
+def _verdict(hows: dict[int, Any], expected: dict[int, Any]) -> str:
+    """Return each repetition's answer (``1002 ✓``, ``1009``, ``eof``), distinct ones joined."""
+    texts: list[str] = []
+    for rep, how in sorted(hows.items()):
+        text = str(how).removeprefix("close ")
+        if violations.exact(str(how), expected.get(rep, -1)):
+            text += " ✓"
+        if text not in texts:
+            texts.append(text)
+    return " / ".join(texts)
 
 
 def ratio(runs: Sequence[Run], row: Row, library: str) -> float | None:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import attrs
 
-from benchmarks.load import figures, monitor
+from benchmarks.load import figures, monitor, violations
 from benchmarks.load.clients import Agent, go, stop_all, wait_ready
 from benchmarks.load.settings import HOSTILE_KINDS, ScenarioName, Settings
 from benchmarks.processes import Server, WorkerError
@@ -247,6 +247,15 @@ def run_backpressure(library: str, ctx: Context) -> figures.Figures:
         return result
 
 
+def run_violations(library: str, ctx: Context) -> figures.Figures:
+    """Commit each protocol violation on a connection of its own; record each close code."""
+    with fresh_server(library, ctx.log_dir) as server:
+        answers = violations.run(server.port, ctx.settings.violation_bound)
+        result = figures.violations_answered(answers)
+        result["server_alive"] = server.alive()
+        return result
+
+
 RUNNERS: Final[dict[ScenarioName, Callable[[str, Context], figures.Figures]]] = {
     "load": run_traffic,
     "hostile": lambda library, ctx: run_traffic(library, ctx, hostile=True),
@@ -254,6 +263,7 @@ RUNNERS: Final[dict[ScenarioName, Callable[[str, Context], figures.Figures]]] = 
     "churn": run_churn,
     "slowloris": run_slowloris,
     "backpressure": run_backpressure,
+    "violations": run_violations,
 }
 """Each scenario's runner: ``RUNNERS[name](library, ctx) -> figures``."""
 

@@ -11,7 +11,9 @@ from typing import Final, Literal
 
 import attrs
 
-ScenarioName = Literal["load", "hostile", "newcomer", "churn", "slowloris", "backpressure"]
+ScenarioName = Literal[
+    "load", "hostile", "newcomer", "churn", "slowloris", "backpressure", "violations"
+]
 """One scenario; each runs against a fresh server of each library."""
 
 SCENARIOS: Final[tuple[ScenarioName, ...]] = (
@@ -21,6 +23,7 @@ SCENARIOS: Final[tuple[ScenarioName, ...]] = (
     "churn",
     "slowloris",
     "backpressure",
+    "violations",
 )
 """Every scenario, in the order they run and appear in the table."""
 
@@ -77,6 +80,8 @@ class Settings:
     """Seconds a slowloris socket of that scenario keeps going before it records "none"."""
     backpressure_bound: float
     """Seconds the backpressure client may send before it stops (it stops earlier on a stall)."""
+    violation_bound: float
+    """Seconds a client of the ``violations`` scenario waits for the server's close frame."""
     traffic_bound: float
     """Seconds the good connections have to finish before the rest counts as stalled."""
     repeat: int
@@ -106,6 +111,7 @@ FULL: Final = Settings(
     slowloris=40,
     slowloris_bound=90.0,
     backpressure_bound=30.0,
+    violation_bound=5.0,
     traffic_bound=300.0,
     repeat=1,
 )

@@ -624,3 +624,19 @@ def test_serialize_frame_parts_are_the_frames_bytes(mask: bool, size: int) -> No
     assert len(parts) == (2 if size >= SEPARATE_PAYLOAD_FROM else 1)
     if len(parts) == 2 and not mask:
         assert parts[1] is frame.data
+
+
+@pytest.mark.parametrize(
+    ("head", "fails"),
+    [(0x82, True), (0xC2, False), (0xA2, False), (0x92, False)],
+    ids=["no-rsv", "rsv1", "rsv2", "rsv3"],
+)
+def test_frames_with_a_reserved_bit_get_their_own_limit(head: int, fails: bool) -> None:
+    """rsv_max_size applies to frames with any RSV bit; max_size to the others."""
+    parser = FrameParser(require_mask=False)
+    parser.feed(bytes([head, 126]) + struct.pack("!H", 1500))
+    if fails:
+        with pytest.raises(PayloadTooBig, match="frame of 1500 bytes exceeds the limit of 1000"):
+            parser.next_frame(1000, rsv_max_size=2000)
+    else:
+        assert parser.next_frame(1000, rsv_max_size=2000) is None  # waits for the payload

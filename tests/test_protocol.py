@@ -1141,6 +1141,36 @@ def test_size_limit_header_slack_with_extensions(side: Side, announced: int, fai
 
 @SIDES
 @pytest.mark.parametrize(
+    ("first", "announced", "fails"),
+    [
+        (0x82, 100_000, False),  # uncompressed: the exact budget
+        (0x82, 100_001, True),
+        (0xC2, 114_126, False),  # RSV1, compressed: plus DEFLATE's worst case
+        (0xC2, 114_127, True),
+    ],
+    ids=["plain-fits", "plain-one-over", "compressed-slack", "compressed-over-slack"],
+)
+def test_size_limit_slack_only_for_frames_an_extension_marked(
+    side: Side, first: int, announced: int, fails: bool
+) -> None:
+    """With permessage-deflate (it declares RSV1), an uncompressed frame gets no slack.
+
+    Its payload cannot be larger than what it decodes to, so a header that
+    announces more than the limit fails at once, as with no extension at all,
+    instead of after its whole payload arrived.
+    """
+    deflate = PerMessageDeflate(side is Side.SERVER)
+    protocol = Protocol(side, [deflate], max_message_size=100_000)
+    protocol.receive_data(raw_frame(first, to=side, length=announced))
+    events = protocol.events_received()
+    if fails:
+        failed(events, 1009, "message exceeds the size limit of 100000 bytes")
+    else:
+        assert events == []
+
+
+@SIDES
+@pytest.mark.parametrize(
     ("exc", "code", "reason"),
     [
         (ValueError("boom"), 1011, "extension failed to decode a TEXT frame: ValueError"),

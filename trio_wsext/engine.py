@@ -974,6 +974,11 @@ class ConnectionEngine:
             self._frame_control(functools.partial(self.protocol.send_close, code, reason))
         self._advance()
 
+    def _is_done(self) -> bool:
+        # A method, so that a type checker does not take the phase read
+        # before a _pump() for the phase after it.
+        return self._phase is _DONE
+
     def _wake_reader(self) -> None:
         if self._reader is not None:
             trio.lowlevel.reschedule(self._reader)
@@ -1008,7 +1013,7 @@ class ConnectionEngine:
             else:  # after a close frame or a failure: read on (discarding) until EOF
                 status = _EOF if protocol.eof_received else _READ
             if status == _WAIT:
-                if self._phase is _DONE:
+                if self._is_done():
                     return  # the close frame just handled ended it: nothing to wait for
                 self._paused = True
                 await self._park_reader()

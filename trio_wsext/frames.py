@@ -440,15 +440,21 @@ class FrameParser:
             self._buffer = bytearray()
             self._pos = 0
 
-    def next_frame(self, max_size: int | None = None) -> Frame | None:
+    def next_frame(
+        self, max_size: int | None = None, *, rsv_max_size: int | None = None
+    ) -> Frame | None:
         """Return the next whole frame, or ``None`` until more bytes arrive.
 
         Args:
             max_size: the largest payload allowed for this frame, or ``None``.
+            rsv_max_size: the largest payload allowed instead when the frame
+                has a reserved bit set (an extension may have made it larger
+                than what it decodes to, as DEFLATE does to random data);
+                ``None`` for ``max_size``.
 
         Raises:
             ProtocolError: the header breaks RFC 6455 (close code 1002).
-            PayloadTooBig: the header announces more than ``max_size`` (1009).
+            PayloadTooBig: the header announces more than its limit (1009).
         """
         if self._large_head >= 0:
             return None if self._large_missing else self._finish_large()
@@ -474,6 +480,8 @@ class FrameParser:
             offset += 8
             if length >> 63:
                 raise ProtocolError("frame length has its most significant bit set")
+        if rsv_max_size is not None and head & 0x70:
+            max_size = rsv_max_size
         if (
             opcode_value > 0x2  # control frames and reserved opcodes: the full checks
             or masked != self._require_mask

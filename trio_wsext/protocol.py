@@ -290,13 +290,15 @@ class Protocol:
             if self.extensions
             else _NO_BITS
         )
+        # An extension that declares no reserved bits may transform any frame.
+        self._undeclared_extension = any(not ext.rsv_bits for ext in self.extensions)
 
         # Receive side. RFC 6455 §5.1: "The server MUST close the connection
         # upon receiving a frame that is not masked. [...] A client MUST close
         # a connection if it detects a masked frame."
         self._parser = FrameParser(require_mask=side is Side.SERVER)
         self._assembler = MessageAssembler(max_message_size)
-        self._whole_limit = self._frame_limit(0)
+        self._whole_limits = self._frame_limits(0)
         self._events: list[Event] = []
         self._receiving = True
         self._failure: ConnectionFailed | None = None
@@ -388,9 +390,8 @@ class Protocol:
             while self._receiving:
                 size = assembler.size
                 try:
-                    frame = parser.next_frame(
-                        self._frame_limit(size) if size else self._whole_limit
-                    )
+                    limit, rsv_limit = self._frame_limits(size) if size else self._whole_limits
+                    frame = parser.next_frame(limit, rsv_max_size=rsv_limit)
                 except PayloadTooBig as exc:
                     raise self._too_big() from exc
                 if frame is None:
@@ -439,17 +440,27 @@ class Protocol:
         """
         return self._parser.whole_frame_size if self._receiving else 0
 
-    def _frame_limit(self, size: int) -> int | None:
+    def _frame_limits(self, size: int) -> tuple[int | None, int | None]:
         # The largest payload the next frame's header may announce, when the
-        # message in progress has ``size`` bytes: what is left of the budget
-        # (plus DEFLATE's worst-case expansion when extensions run), and never
-        # less than a control frame may carry.
+        # message in progress has ``size`` bytes: what is left of the budget,
+        # and never less than a control frame may carry. Second, the same for
+        # a frame with a reserved bit set, which an extension may have made
+        # larger than what it decodes to: plus DEFLATE's worst-case expansion.
+        # A frame without one gets the slack too if an extension declares no
+        # bits (it may transform any frame), not otherwise: a header that
+        # announces more than the limit then fails at once, as it does with
+        # no extension, instead of after its whole payload.
         if self.max_message_size is None:
-            return None
+            return None, None
         remaining = self.max_message_size - size
-        if self._chain is not None:
-            remaining += (remaining >> 3) + (remaining >> 6) + _WIRE_SLACK
-        return remaining if remaining > MAX_CONTROL_PAYLOAD else MAX_CONTROL_PAYLOAD
+        exact = remaining if remaining > MAX_CONTROL_PAYLOAD else MAX_CONTROL_PAYLOAD
+        if self._chain is None:
+            return exact, None
+        slack = remaining + (remaining >> 3) + (remaining >> 6) + _WIRE_SLACK
+        widened = slack if slack > MAX_CONTROL_PAYLOAD else MAX_CONTROL_PAYLOAD
+        if self._undeclared_extension:
+            return widened, None
+        return exact, widened
 
     def _too_big(self) -> PayloadTooBig:
         # One reason for every way a message can be too big (header, decoded

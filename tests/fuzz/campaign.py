@@ -20,6 +20,7 @@ import re
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -133,7 +134,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the harnesses; print one line per harness; return 1 if any found something."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60, help="time per harness (60)")
-    parser.add_argument("--out", type=Path, default=Path("fuzz-runs"), help="where runs go")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "trio_wsext-fuzz",
+        help="where runs go (a new directory per run)",
+    )
     parser.add_argument("--only", nargs="+", choices=HARNESSES, help="run only these")
     args = parser.parse_args(argv)
     out: Path = args.out / time.strftime("%Y%m%d-%H%M%S")

@@ -37,23 +37,25 @@ class WorkerError(Exception):
     """A child failed: it died, timed out, sent garbage, or reported an error."""
 
 
-class Worker:
-    """One child process running ``python -m benchmarks.worker ARGS``."""
+class Child:
+    """One child process running ``python -m MODULE ARGS``, answering JSON lines on stdout."""
 
-    def __init__(self, args: list[str], log_dir: Path) -> None:
+    def __init__(self, module: str, args: list[str], name: str, log_dir: Path) -> None:
         """Start the child; its stderr goes to a file in ``log_dir``.
 
         Args:
-            args: Arguments after ``python -m benchmarks.worker``.
+            module: The module the child runs (``python -m module``).
+            args: Its arguments.
+            name: How errors and the log file name it.
             log_dir: Directory for the child's stderr log.
         """
-        self.name = " ".join(args)
-        self.log_path = log_dir / (
-            f"{len(list(log_dir.iterdir())):03d}-" + "-".join(args) + ".log"
+        self.name = name
+        self.log_path = (
+            log_dir / f"{len(list(log_dir.iterdir())):03d}-{name.replace(' ', '-')}.log"
         )
         self._log: IO[bytes] = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.worker", *args],
+            [sys.executable, "-m", module, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -89,7 +91,7 @@ class Worker:
                 raise WorkerError(f"{self.name}: no answer within {timeout:g} s")
             ready, _, _ = select.select([stdout], [], [], left)
             if ready:
-                chunk = os.read(stdout.fileno(), 65536)
+                chunk = os.read(stdout.fileno(), 1 << 20)
                 if not chunk:
                     code = self.process.wait()
                     raise WorkerError(f"{self.name}: exited ({code})\n{self.log_tail()}")
@@ -103,7 +105,7 @@ class Worker:
         if not isinstance(answer, dict):
             raise WorkerError(f"{self.name}: not a JSON object: {line[:200]!r}")
         if "error" in answer:
-            raise WorkerError(f"{self.name}: {answer['error']}")
+            raise WorkerError(f"{self.name}: {answer['error']}\n{self.log_tail()}")
         return answer
 
     def send(self, message: dict[str, Any]) -> None:
@@ -138,6 +140,19 @@ class Worker:
         if self.process.stdout is not None:
             self.process.stdout.close()
         self._log.close()
+
+
+class Worker(Child):
+    """One child process running ``python -m benchmarks.worker ARGS``."""
+
+    def __init__(self, args: list[str], log_dir: Path) -> None:
+        """Start the child; its stderr goes to a file in ``log_dir``.
+
+        Args:
+            args: Arguments after ``python -m benchmarks.worker``.
+            log_dir: Directory for the child's stderr log.
+        """
+        super().__init__("benchmarks.worker", args, " ".join(args), log_dir)
 
 
 class Server(Worker):

@@ -12,8 +12,8 @@ CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 """Units of utime/stime in /proc/<pid>/stat (proc(5))."""
 
 
-def rss_bytes(pid: int) -> int:
-    """Return the resident set size of ``pid`` (``VmRSS`` in /proc/<pid>/status).
+def status_kib(pid: int, field: str) -> int:
+    """Return ``field`` (``VmRSS``, ``VmHWM``) of /proc/<pid>/status, in KiB.
 
     Raises:
         ProcessLookupError: If the process is gone.
@@ -21,11 +21,20 @@ def rss_bytes(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
     except FileNotFoundError as exc:
         raise ProcessLookupError(pid) from exc
-    raise ProcessLookupError(f"no VmRSS line for pid {pid}")
+    raise ProcessLookupError(f"no {field} for pid {pid}")
+
+
+def rss_bytes(pid: int) -> int:
+    """Return the resident set size of ``pid`` (``VmRSS`` in /proc/<pid>/status).
+
+    Raises:
+        ProcessLookupError: If the process is gone.
+    """
+    return status_kib(pid, "VmRSS") * 1024
 
 
 def cpu_seconds(pid: int) -> float:

@@ -19,6 +19,8 @@ from typing import Final
 
 import attrs
 
+from benchmarks.procfs import status_kib
+
 MEMORY_EVERY: Final = 0.1
 """Seconds between two memory samples."""
 
@@ -38,22 +40,6 @@ socket's accept queue was full; system-wide, so read around a scenario as a delt
 TCP_STATES: Final = {1: "open", 7: "closed", 8: "eof"}
 """tcp_info's state (``TCP_ESTABLISHED``, ``TCP_CLOSE``, ``TCP_CLOSE_WAIT``) as the
 clients name it: ``closed`` after a reset, ``eof`` once the peer's FIN arrived."""
-
-
-def status_kib(pid: int, field: str) -> int:
-    """Return ``field`` (``VmRSS``, ``VmHWM``) of /proc/PID/status, in KiB.
-
-    Raises:
-        ProcessLookupError: If the process is gone.
-    """
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except FileNotFoundError as exc:
-        raise ProcessLookupError(pid) from exc
-    raise ProcessLookupError(f"no {field} for pid {pid}")
 
 
 def fd_count(pid: int) -> int:

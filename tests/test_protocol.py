@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -1167,6 +1168,33 @@ def test_size_limit_slack_only_for_frames_an_extension_marked(
         failed(events, 1009, "message exceeds the size limit of 100000 bytes")
     else:
         assert events == []
+
+
+@SIDES
+def test_continuations_of_a_compressed_message_keep_its_slack(side: Side) -> None:
+    """Continuation frames carry no RSV1 but are as compressed as the first frame.
+
+    1 MiB of random bytes, compressed and sent in 64 KiB fragments (as
+    Chromium sends it), grows past the budget frame by frame; with the
+    message's first frame marked, every fragment keeps DEFLATE's slack.
+    """
+    size = 2**20
+    data = random.Random(5).randbytes(size)
+    sender = PerMessageDeflate(side is not Side.SERVER)
+    receiver = Protocol(side, [PerMessageDeflate(side is Side.SERVER)], max_message_size=size)
+    step = 65536
+    wire = bytearray()
+    for start in range(0, size, step):
+        first, last = start == 0, start + step >= size
+        frame = sender.encode(
+            Frame(Opcode.BINARY if first else Opcode.CONT, data[start : start + step], fin=last)
+        )
+        head = (0x80 if last else 0) | (0x40 if frame.rsv1 else 0) | int(frame.opcode)
+        wire += raw_frame(head, frame.data, to=side)
+    receiver.receive_data(bytes(wire))
+    (event,) = receiver.events_received()
+    assert isinstance(event, Message)
+    assert event.data == data
 
 
 @SIDES

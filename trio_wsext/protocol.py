@@ -298,7 +298,10 @@ class Protocol:
         # a connection if it detects a masked frame."
         self._parser = FrameParser(require_mask=side is Side.SERVER)
         self._assembler = MessageAssembler(max_message_size)
-        self._whole_limits = self._frame_limits(0)
+        self._whole_limits = self._frame_limits(0, marked=False)
+        # Whether the message in progress began with a reserved bit set: its
+        # continuation frames carry none (RFC 7692 §6.1) but are as expanded.
+        self._marked_message = False
         self._events: list[Event] = []
         self._receiving = True
         self._failure: ConnectionFailed | None = None
@@ -390,7 +393,12 @@ class Protocol:
             while self._receiving:
                 size = assembler.size
                 try:
-                    limit, rsv_limit = self._frame_limits(size) if size else self._whole_limits
+                    marked = self._marked_message
+                    limit, rsv_limit = (
+                        self._frame_limits(size, marked=marked)
+                        if size or marked
+                        else self._whole_limits
+                    )
                     frame = parser.next_frame(limit, rsv_max_size=rsv_limit)
                 except PayloadTooBig as exc:
                     raise self._too_big() from exc
@@ -440,16 +448,17 @@ class Protocol:
         """
         return self._parser.whole_frame_size if self._receiving else 0
 
-    def _frame_limits(self, size: int) -> tuple[int | None, int | None]:
+    def _frame_limits(self, size: int, *, marked: bool) -> tuple[int | None, int | None]:
         # The largest payload the next frame's header may announce, when the
         # message in progress has ``size`` bytes: what is left of the budget,
         # and never less than a control frame may carry. Second, the same for
         # a frame with a reserved bit set, which an extension may have made
         # larger than what it decodes to: plus DEFLATE's worst-case expansion.
-        # A frame without one gets the slack too if an extension declares no
-        # bits (it may transform any frame), not otherwise: a header that
-        # announces more than the limit then fails at once, as it does with
-        # no extension, instead of after its whole payload.
+        # A frame without one gets the slack too if the message it continues
+        # was ``marked`` so, or if an extension declares no bits (it may
+        # transform any frame), not otherwise: a header that announces more
+        # than the limit then fails at once, as it does with no extension,
+        # instead of after its whole payload.
         if self.max_message_size is None:
             return None, None
         remaining = self.max_message_size - size
@@ -458,7 +467,7 @@ class Protocol:
             return exact, None
         slack = remaining + (remaining >> 3) + (remaining >> 6) + _WIRE_SLACK
         widened = slack if slack > MAX_CONTROL_PAYLOAD else MAX_CONTROL_PAYLOAD
-        if self._undeclared_extension:
+        if marked or self._undeclared_extension:
             return widened, None
         return exact, widened
 
@@ -491,6 +500,10 @@ class Protocol:
         if opcode is _TEXT or opcode is _BINARY or opcode is _CONT:
             assembler = self._assembler
             assembler.check_frame(opcode)
+            if opcode is not _CONT:
+                self._marked_message = frame.rsv1 or frame.rsv2 or frame.rsv3
+            if frame.fin:
+                self._marked_message = False
             if self._chain is not None:
                 frame = self._decode(frame, assembler.remaining)
             if frame.rsv1 or frame.rsv2 or frame.rsv3:

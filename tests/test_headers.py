@@ -387,3 +387,30 @@ def test_index_headers_groups_values_by_lowercase_name_in_order() -> None:
         "caf\xe9": ["\xe9"],
     }
     assert index_headers([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("example.com", True),
+        ("example.com:443", True),
+        ("localhost:", True),  # RFC 3986: port = *DIGIT
+        ("192.0.2.1:8080", True),
+        ("[2001:db8::1]:443", True),
+        ("[fe80::1%25eth0]", True),
+        ("", True),
+        ("exa mple.com", False),
+        ("example.com/path", False),
+        ("user@example.com", False),
+        ("example.com:http", False),
+        ("[2001:db8::1", False),
+        ("[example.com]", False),
+        ("[fe80::1%eth0]", False),  # a zone ID in a URI is "%25" then the ID
+        ("example.com\r\nX: y", False),
+    ],
+)
+def test_is_valid_host(value: str, valid: bool) -> None:
+    """RFC 7230 §5.4: uri-host [":" port]."""
+    from trio_wsext.headers import is_valid_host
+
+    assert is_valid_host(value) is valid

@@ -32,6 +32,11 @@ passes anything would show up as a difference."""
 HANDSHAKE_TIMEOUT = 10.0
 """trio_wsext's default connect_timeout, which the benchmark server keeps."""
 
+ACCEPT_SLACK = 5.0
+"""Seconds a busy server may take to accept a connection: its connect_timeout
+counts from the accept, the client's clock from its connect. The same as
+:data:`PROMPT`: a loaded 2-core machine measured 2.1 s."""
+
 PROMPT = 5.0
 """Seconds within which a server answers garbage or a bomb: at once, give or take a busy CPU."""
 
@@ -172,7 +177,7 @@ def test_server_answers_every_hostile_client_within_its_bound(tmp_path: Path) ->
     assert result["bomb.how"] == {"close 1009": n}
     assert result["bomb.max_s"] < PROMPT
     assert result["slowloris.answered"] == n, result["slowloris.how"]
-    assert result["slowloris.max_s"] < HANDSHAKE_TIMEOUT + 2
+    assert result["slowloris.max_s"] < HANDSHAKE_TIMEOUT + ACCEPT_SLACK
     assert result["mid_frame_reset.how"] == {"reset by client": n}
     assert result["slow_consumer.sent_mib"] < 32
 

@@ -40,7 +40,6 @@ __all__ = [
     "build_extension_header",
     "build_host",
     "build_subprotocol_header",
-    "header_values",
     "index_headers",
     "is_valid_host",
     "normalize_headers",
@@ -355,19 +354,13 @@ def normalize_headers(
 def index_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, list[str]]:
     """Return every header's values by lowercase name, as Latin-1 text, in arrival order.
 
-    One pass over the headers serves the dozen lookups of a handshake check
-    (one :func:`header_values` each would lowercase every name a dozen times).
+    One pass over the headers serves the dozen lookups of a handshake check,
+    instead of a scan (and a lowercasing of every name) per lookup.
     """
     index: dict[str, list[str]] = {}
     for raw, value in headers:
         index.setdefault(raw.lower().decode("latin-1"), []).append(value.decode("latin-1"))
     return index
-
-
-def header_values(headers: Sequence[tuple[bytes, bytes]], name: str) -> list[str]:
-    """Return the value of every line of header ``name`` (any case), as Latin-1 text."""
-    key = name.lower().encode("ascii")
-    return [value.decode("latin-1") for raw, value in headers if raw.lower() == key]
 
 
 # RFC 7230 §5.4: Host = uri-host [ ":" port ]; RFC 3986 §3.2.2: uri-host =

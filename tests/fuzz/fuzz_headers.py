@@ -1,7 +1,7 @@
 """Fuzz the handshake's header grammar (:mod:`trio_wsext.headers`): parse_X / build_X pairs.
 
 The input's first byte chooses a parser; the rest, read as Latin-1 (how
-:func:`~trio_wsext.headers.header_values` hands header values over) and cut
+:func:`~trio_wsext.headers.index_headers` hands header values over) and cut
 at ``\\n`` into header lines, is its input. The contract checked:
 
 - ``parse_extension_header``, ``parse_subprotocol_header``,

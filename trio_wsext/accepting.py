@@ -116,8 +116,8 @@ class BurstListener(trio.abc.Listener[trio.SocketStream]):
             trio.ClosedResourceError: the listener was closed.
             OSError: accept(2) failed for want of resources (``EMFILE``,
                 ``ENFILE``, ``ENOBUFS``, ``ENOMEM``), as from
-                :meth:`trio.SocketListener.accept`; :func:`trio.serve_listeners`
-                logs it and retries.
+                :meth:`trio.SocketListener.accept`; :func:`serve_listeners` (as
+                trio's) logs it and retries.
 
         Cancellation loses nothing: connections already accepted wait for the
         next call (or are closed by :meth:`aclose`).

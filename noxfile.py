@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Final
 
 import nox
 
@@ -20,7 +21,10 @@ NODE_DIR = ROOT / "tests" / "interop" / "node"
 def tests(session: nox.Session) -> None:
     """Run the unit, in-memory and loopback tests (everything but tests/interop)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *(session.posargs or ["tests", "--ignore=tests/interop"]))
+    session.run(
+        "pytest",
+        *(session.posargs or ["tests", "--ignore=tests/interop", "--ignore=tests/deploy"]),
+    )
 
 
 @nox.session
@@ -71,6 +75,68 @@ def _install_chromium(session: nox.Session) -> None:
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-qq", external=True, env=env)
     session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
+
+
+#: Debian's servers that the ``proxy`` session runs the deployment tests against.
+DEPLOY_PACKAGES: Final = {
+    "nginx": "nginx",
+    "haproxy": "haproxy",
+    "redis-server": "redis-server",
+    "tinyproxy": "tinyproxy",
+    "danted": "dante-server",
+}
+
+
+def _apt_install(session: nox.Session, programs: dict[str, str]) -> None:
+    """Install the Debian packages whose programs (``{program: package}``) are missing.
+
+    Debian's packages start their service on installation; a ``policy-rc.d``
+    that answers 101 stops that for the install (nothing may listen beyond
+    127.0.0.1, and the tests start each server with a configuration of their own).
+    """
+    missing = sorted({package for program, package in programs.items() if not _which(program)})
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        _missing_peer(
+            session, f"{', '.join(missing)} missing and apt-get cannot install them here"
+        )
+        return
+    session.log(f"installing Debian packages: {' '.join(missing)}")
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    policy = Path("/usr/sbin/policy-rc.d")
+    made_policy = not policy.exists()
+    if made_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        session.run("apt-get", "update", "-qq", external=True, env=env)
+        session.run("apt-get", "install", "-y", "-qq", *missing, external=True, env=env)
+    finally:
+        if made_policy:
+            policy.unlink()
+
+
+def _which(program: str) -> str | None:
+    """Find ``program`` on PATH or in the sbin directories, where Debian puts daemons."""
+    return shutil.which(program) or shutil.which(
+        program, path=os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
+    )
+
+
+@nox.session
+def proxy(session: nox.Session) -> None:
+    """Test deployments with real servers: nginx, HAProxy, Redis, an HTTP and a SOCKS5 proxy.
+
+    Installs Debian's nginx, haproxy, redis-server, tinyproxy and dante-server when
+    missing (as root, with apt-get; their services are not started), then runs
+    tests/deploy, whose fixtures start each server on 127.0.0.1 with the
+    configuration files of tests/deploy. Under CI (CI=true) a server that cannot be
+    installed fails the session.
+    """
+    session.install("-e", ".[test,deploy]")
+    _apt_install(session, DEPLOY_PACKAGES)
+    session.run("pytest", *(session.posargs or ["tests/deploy"]))
 
 
 @nox.session

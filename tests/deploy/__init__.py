@@ -1,0 +1,1 @@
+"""Deployment tests (``nox -s proxy``): real nginx, HAProxy, Redis and client proxies."""

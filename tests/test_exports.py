@@ -36,6 +36,7 @@ API_TOP_LEVEL = {
     "WebSocketServer",
     "WebSocketRequest",
     "WebSocketConnection",
+    "broadcast",
     "Frame",
     "Opcode",
     *API_EXCEPTIONS,

@@ -7,6 +7,7 @@ Extensions live in :mod:`trio_wsext.extensions`.
 
 from __future__ import annotations
 
+from .broadcasting import BroadcastResult, broadcast
 from .client import (
     connect_websocket,
     connect_websocket_url,
@@ -40,6 +41,7 @@ from .server import WebSocketRequest, WebSocketServer, serve_websocket, wrap_ser
 __version__ = "0.1.0"
 
 __all__ = [
+    "BroadcastResult",
     "Close",
     "CloseCode",
     "CloseReason",
@@ -64,6 +66,7 @@ __all__ = [
     "WebSocketError",
     "WebSocketRequest",
     "WebSocketServer",
+    "broadcast",
     "connect_websocket",
     "connect_websocket_url",
     "open_websocket",

@@ -97,10 +97,13 @@ from .protocol import (
 from .queues import MessageQueue, TurnQueue
 
 __all__ = [
+    "CLOSING",
     "DEFAULT_WRITE_LIMIT",
     "IDLE_RELEASE_AFTER",
+    "READY",
     "RECEIVE_SIZE",
     "SCHEDULE_EVERY",
+    "SLOW",
     "THREAD_RECEIVE_THRESHOLD",
     "THREAD_SEND_THRESHOLD",
     "ConnectionEngine",
@@ -161,6 +164,13 @@ CLIENT_CLOSE_WAIT: Final = 1.0
 #: Control frames the reader may owe while the send side is busy in a worker
 #: thread (pongs, mostly) before it stops parsing: a ping flood costs no more.
 _MAX_DEFERRED: Final = 64
+
+#: :meth:`ConnectionEngine.broadcast_readiness`: a message can be framed at once.
+READY: Final = 0
+#: :meth:`ConnectionEngine.broadcast_readiness`: a send would wait.
+SLOW: Final = 1
+#: :meth:`ConnectionEngine.broadcast_readiness`: the connection is closing or closed.
+CLOSING: Final = 2
 
 # What the reader does next, from ConnectionEngine._pump.
 _READ: Final = 0
@@ -770,6 +780,71 @@ class ConnectionEngine:
             self._pass_turn()
         if not waited:
             await self._checkpoint_now_and_then()
+
+    # ------------------------------------------------------------------ broadcast
+
+    def broadcast_readiness(self) -> int:
+        """Whether a message can be framed now without waiting, for a broadcast.
+
+        Returns :data:`READY` (open, the send side free, the outgoing buffer
+        at or under ``write_limit``), :data:`SLOW` (open, but a send would
+        wait: the buffer is over the mark, a message is being framed in a
+        worker thread, or a fragmented message is being sent) or
+        :data:`CLOSING` (closing or closed).
+        """
+        if self._phase is not _OPEN:
+            return CLOSING
+        if (
+            self._send_busy
+            or self._unsent_bytes > self._high_water
+            or self.protocol.sending_fragments
+        ):
+            return SLOW
+        return READY
+
+    def send_message_now(self, data: str | bytes, compress: bool | None) -> bool:
+        """Frame and write ``data`` without waiting; the caller checked :data:`READY`.
+
+        Returns whether the message was framed: ``False`` if an extension
+        failed on it (the connection is then closed with 1011, as
+        :meth:`send_message` does).
+        """
+        protocol = self.protocol
+        before = protocol.bytes_sent
+        try:
+            protocol.send_message(data, compress=compress)
+        except Exception as exc:
+            self._send_side_failed(exc)
+            return False
+        self._sent_now(protocol.bytes_sent - before)
+        return True
+
+    def send_prepared_now(self, parts: Sequence[bytes], payload_size: int) -> None:
+        """Write a message framed for several connections; the caller checked :data:`READY`.
+
+        See :meth:`~trio_wsext.protocol.Protocol.send_prepared_message`.
+        """
+        self.protocol.send_prepared_message(parts, payload_size)
+        self._sent_now(payload_size)
+
+    def _sent_now(self, payload_size: int) -> None:
+        # A broadcast writes once per connection and then yields: its write
+        # must not leave the connection corked, or the connection's next
+        # writes would all wait for the writer task.
+        corked = self._corked
+        self._write(self.protocol.data_to_send_parts())
+        self._corked = corked
+        self._messages_framed += 1
+        self._count_message(payload_size)
+
+    def fail_now(self, code: int, reason: str) -> None:
+        """Fail the connection with ``code`` without waiting (a broadcast's too-slow policy).
+
+        The close frame goes out behind what is already buffered; the
+        connection is torn down once it is written, or after
+        ``disconnect_timeout``.
+        """
+        self._fail(code, reason, None)
 
     async def _frame_in_thread(self, frame: Callable[[], None]) -> None:
         """Frame in a worker thread; control frames owed meanwhile go right after.

@@ -564,6 +564,39 @@ class Protocol:
         self.messages_sent += 1
         self.bytes_sent += len(frame.data)
 
+    def send_prepared_message(self, parts: Sequence[bytes], payload_size: int) -> None:
+        """Queue one whole message framed and encoded elsewhere, for a broadcast.
+
+        :func:`trio_wsext.broadcast` encodes a message once for every
+        server connection whose extensions share a
+        :meth:`~trio_wsext.extensions.base.Extension.broadcast_key`, and hands
+        each the same bytes: they must be unmasked frames (a server's) made by
+        an extension chain that encodes as this connection's would. The
+        protocol counts the message as if :meth:`send_message` had framed it.
+
+        Args:
+            parts: the wire bytes of the message's frames.
+            payload_size: the message's payload bytes before encoding.
+
+        Raises:
+            ProtocolError: a close frame was sent, a fragmented message is in
+                progress, or this is a client (its frames must be masked).
+        """
+        if self.close_sent is not None:
+            raise ProtocolError("cannot send a message after sending a close frame")
+        if self._framer.in_progress:
+            raise ProtocolError("cannot send a message while a fragmented message is in progress")
+        if self._mask:
+            raise ProtocolError("a client masks every frame: prepared frames are for servers")
+        self._out.extend(parts)
+        self.messages_sent += 1
+        self.bytes_sent += payload_size
+
+    @property
+    def sending_fragments(self) -> bool:
+        """Whether a fragmented message is being sent (its last frame not yet queued)."""
+        return self._framer.in_progress
+
     def send_fragment(
         self,
         data: str | bytes | bytearray | memoryview,

@@ -20,7 +20,10 @@ Extensions that use reserved bits declare them in :attr:`Extension.rsv_bits`,
 so that the handshake never activates two extensions that claim the same bit.
 A connection that has gone quiet calls
 :meth:`~Extension.release_idle_memory`, so that an extension may free what it
-can rebuild (a compressor) instead of holding it for an idle peer.
+can rebuild (a compressor) instead of holding it for an idle peer. An
+extension whose encoding depends on nothing a connection keeps returns a
+:meth:`~Extension.broadcast_key`, so that a broadcast encodes a message once
+for every connection that shares it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import functools
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, TypeAlias
 
 from ..frames import Frame
@@ -150,6 +153,20 @@ class Extension:
         state without a lock. State that the peer's next messages rely on
         (a decompressor's window under context takeover) must be kept.
         """
+
+    def broadcast_key(self) -> Hashable | None:
+        """Return a key under which a broadcast may share this extension's output, or ``None``.
+
+        :func:`trio_wsext.broadcast` encodes a message once for all
+        server connections whose chains give equal keys, extension by
+        extension, and writes the same bytes to each. An extension may return
+        a key only if :meth:`encode`, for a whole message, depends on nothing
+        but the frame, the ``compress`` wish and what the key holds, and
+        leaves no state that a later message depends on (permessage-deflate
+        with ``server_no_context_takeover``). The base class returns ``None``:
+        each connection encodes the message itself, which is always correct.
+        """
+        return None
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(name={self.name!r})"

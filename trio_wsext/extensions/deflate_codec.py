@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Final, Protocol, cast, final
 
 import attrs
@@ -410,6 +410,29 @@ class PerMessageDeflate(Extension):
                 self._compressor = None
         return frame_unchecked(
             opcode, data, frame.fin, opcode is not Opcode.CONT, frame.rsv2, frame.rsv3
+        )
+
+    def broadcast_key(self) -> Hashable | None:
+        """Return what a compressed message depends on, when it depends on no history.
+
+        Only a server that compresses each message with an empty window
+        (``server_no_context_takeover``) has one: its output is then a
+        function of the message, the window size, the zlib settings and the
+        threshold, so a broadcast compresses the message once for every
+        connection with the same key. With context takeover each message
+        refers back to the connection's own earlier messages, and the key is
+        ``None``.
+        """
+        if not (self._is_server and self._local_no_context_takeover):
+            return None
+        settings = self._zlib_settings
+        return (
+            self.name,
+            self._local_wbits,
+            settings["level"],
+            settings["memLevel"],
+            settings["strategy"],
+            self._threshold,
         )
 
     def release_idle_memory(self) -> None:

@@ -71,9 +71,13 @@ async def test_send_message_copies_a_mutable_buffer(connection_pair: Pair, make:
 
 
 async def test_send_message_refuses_a_non_message(connection_pair: Pair) -> None:
-    """Anything but str and bytes-like is a TypeError naming the type."""
+    """Anything but str, bytes-like or an iterable of them is a TypeError naming the type."""
     client, _ = connection_pair
-    with pytest.raises(TypeError, match=r"^message must be str or bytes-like, not int$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^message must be str, bytes-like, or an iterable or async iterable of them,"
+        r" not int$",
+    ):
         await client.send_message(42)  # type: ignore[arg-type]
 
 

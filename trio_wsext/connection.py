@@ -10,7 +10,8 @@ handshake is done with ``await nursery.start(connection.run)``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import enum
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from typing import Final
 
 import attrs
@@ -32,6 +33,7 @@ from .frames import CloseCode, CloseReason
 
 __all__ = [
     "ConnectionStatistics",
+    "MessageStream",
     "WebSocketConnection",
 ]
 
@@ -41,6 +43,16 @@ __all__ = [
 NORMAL_CLOSE_CODES: Final = frozenset(
     {CloseCode.NORMAL_CLOSURE, CloseCode.GOING_AWAY, CloseCode.NO_STATUS_RCVD}
 )
+
+
+class Default(enum.Enum):
+    """The type of :data:`DEFAULT`."""
+
+    DEFAULT = enum.auto()
+
+
+#: "The connection's setting", where ``None`` means something else (no limit).
+DEFAULT: Final = Default.DEFAULT
 
 
 @attrs.frozen
@@ -285,11 +297,28 @@ class WebSocketConnection(trio.abc.AsyncResource):
 
     async def send_message(
         self,
-        message: str | bytes | bytearray | memoryview,
+        message: str
+        | bytes
+        | bytearray
+        | memoryview
+        | Iterable[str | bytes | bytearray | memoryview]
+        | AsyncIterable[str | bytes | bytearray | memoryview],
         *,
         compress: bool | None = None,
     ) -> None:
         """Send one message: ``str`` as a text frame, anything bytes-like as binary.
+
+        An iterable or async iterable of chunks (all ``str``, or all
+        bytes-like) is sent as one fragmented message, a frame per chunk as
+        the chunks come, then an empty final frame (the end is not known
+        before); an empty iterable sends nothing. Compression, where
+        negotiated, runs per fragment (RSV1 on the first only). The message
+        holds the send turn until its end: other senders wait, pings and
+        pongs go out between fragments, and after each fragment the call
+        waits while more than ``write_limit`` bytes wait for the wire, so a
+        slow reader slows the producer down. Cancellation, or an error from
+        the iterable, after the first fragment fails the connection with
+        1011: half a message cannot be taken back.
 
         The message runs through the negotiated extension chain in order,
         framed by the calling task, and is written at once when the stream
@@ -319,14 +348,23 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ConnectionClosed: the connection is closing or closed.
             TypeError: ``message`` is neither ``str`` nor bytes-like.
         """
+        if compress is not None and not isinstance(compress, bool):
+            raise TypeError(f"compress must be True, False or None, not {compress!r}")
         if isinstance(message, str):
             data: str | bytes = message
         elif isinstance(message, bytes | bytearray | memoryview):
             data = bytes(message)
+        elif isinstance(message, AsyncIterable):
+            await self._engine.send_stream(aiter(message), compress)
+            return
+        elif isinstance(message, Iterable):
+            await self._engine.send_stream(_AsyncChunks(message), compress)
+            return
         else:
-            raise TypeError(f"message must be str or bytes-like, not {type(message).__name__}")
-        if compress is not None and not isinstance(compress, bool):
-            raise TypeError(f"compress must be True, False or None, not {compress!r}")
+            raise TypeError(
+                "message must be str, bytes-like, or an iterable or async iterable of them,"
+                f" not {type(message).__name__}"
+            )
         await self._engine.send_message(data, compress)
 
     async def get_message(self) -> str | bytes:
@@ -347,6 +385,36 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ConnectionClosed: the connection is closed and no message is left.
         """
         return await self._engine.get_message()
+
+    def get_message_stream(self, *, max_size: int | Default | None = DEFAULT) -> MessageStream:
+        """Return the next message as an async iterator of pieces, for messages too large to hold.
+
+        ``async for piece in ws.get_message_stream(): ...`` yields the
+        message's frames as they arrive (``str`` pieces for text, each with
+        whole characters; ``bytes`` for binary), so that only one frame at a
+        time is held. A message that was already queued whole when the
+        iteration started comes as one piece. Messages are taken in order
+        with :meth:`get_message`; leaving the loop before the end discards
+        the rest of that message.
+
+        Args:
+            max_size: the most bytes the whole message may have, by default
+                the connection's ``max_message_size``; ``None`` lifts the
+                limit for this message. Each frame is still held whole, so no
+                single frame may exceed ``max_message_size``. Beyond either,
+                the connection fails with 1009.
+
+        Backpressure and cancellation are as for :meth:`get_message`: the
+        connection reads on only while fewer than ``message_queue_size``
+        pieces wait, and a cancelled wait loses no piece.
+        """
+        if isinstance(max_size, Default):
+            max_size = self._engine.protocol.max_message_size
+        elif max_size is not None and (
+            not isinstance(max_size, int) or isinstance(max_size, bool) or max_size <= 0
+        ):
+            raise ValueError(f"max_size must be a positive int or None, not {max_size!r}")
+        return MessageStream(self._engine, max_size)
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
         return self
@@ -421,3 +489,69 @@ class WebSocketConnection(trio.abc.AsyncResource):
             ValueError: the code may not be sent or the reason is too long.
         """
         await self._engine.aclose(code, reason)
+
+
+class MessageStream:
+    """The pieces of one message as they arrive (:meth:`WebSocketConnection.get_message_stream`).
+
+    An async iterator: each ``__anext__`` returns the next piece; it stops
+    after the last. Iterate it once, in one task.
+    """
+
+    __slots__ = ("_done", "_engine", "_max_size", "_started")
+
+    def __init__(self, engine: ConnectionEngine, max_size: int | None) -> None:
+        self._engine = engine
+        self._max_size = max_size
+        self._started = False
+        self._done = False
+
+    def __aiter__(self) -> MessageStream:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        """Return the next piece of the message.
+
+        Empty frames inside the message are skipped (an empty message gives
+        one empty piece).
+
+        Raises:
+            StopAsyncIteration: the message ended.
+            ConnectionClosed: the connection closed before the message ended.
+        """
+        if self._done:
+            raise StopAsyncIteration
+        engine = self._engine
+        first = not self._started
+        if first:
+            self._started = True
+            whole = await engine.start_stream(self._max_size)
+            if whole is not None:
+                self._done = True
+                return whole
+        while True:
+            data, fin = await engine.next_fragment()
+            if fin:
+                self._done = True
+            if data or first:
+                return data
+            if fin:
+                raise StopAsyncIteration
+
+
+class _AsyncChunks:
+    """A plain iterable as an async iterator (no async generator: nothing to finalize)."""
+
+    __slots__ = ("_chunks",)
+
+    def __init__(self, chunks: Iterable[object]) -> None:
+        self._chunks = iter(chunks)
+
+    def __aiter__(self) -> _AsyncChunks:
+        return self
+
+    async def __anext__(self) -> object:
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            raise StopAsyncIteration from None

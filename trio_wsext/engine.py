@@ -65,7 +65,7 @@ import math
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 import trio
@@ -88,6 +88,7 @@ from .protocol import (
     CloseReceived,
     ConnectionFailed,
     Event,
+    Fragment,
     Message,
     Ping,
     Pong,
@@ -346,11 +347,13 @@ class ConnectionEngine:
         "_discard",
         "_disconnect_timeout",
         "_done",
+        "_drain_waiter",
         "_drained",
         "_fd",
         "_finished",
         "_framed",
         "_high_water",
+        "_hold_fragmented",
         "_idle_mark",
         "_incoming",
         "_low_water",
@@ -373,6 +376,8 @@ class ConnectionEngine:
         "_send_busy",
         "_senders",
         "_started",
+        "_stream_unfinished",
+        "_streaming",
         "_unscheduled_calls",
         "_unsent",
         "_unsent_bytes",
@@ -451,7 +456,14 @@ class ConnectionEngine:
         self._offload = bool(extensions)
         self._fd = -1  # set by run() for a plain TCP stream
 
-        self._incoming: MessageQueue[str | bytes] = MessageQueue(message_queue_size)
+        self._incoming: MessageQueue[str | bytes | Fragment] = MessageQueue(message_queue_size)
+        # A message handed out fragment by fragment whose last one is not taken yet.
+        self._stream_unfinished = False
+        # Parsing stops after the first frame of a fragmented message until a
+        # task asks for it: get_message() assembles it, get_message_stream()
+        # streams it. So a message too large to hold is not assembled (and
+        # failed with 1009) before its reader could ask for a stream.
+        self._hold_fragmented = True
         self._discard = False  # after aclose(): messages still parsed are dropped
         self._reader: trio.lowlevel.Task | None = None  # the reader, parked for room
         self._parsing_in_thread = False
@@ -462,6 +474,8 @@ class ConnectionEngine:
 
         self._senders = TurnQueue()
         self._send_busy = False  # the send side is in a worker thread
+        self._streaming = False  # a task sends a fragmented message (it holds the turn)
+        self._drain_waiter: trio.lowlevel.Task | None = None  # that task, parked for room
         self._deferred: list[Callable[[], None]] = []  # control frames owed meanwhile
         self._unsent: list[bytes | bytearray | memoryview] = []
         self._unsent_bytes = 0  # waiting for the wire, in flight included
@@ -556,6 +570,7 @@ class ConnectionEngine:
         self._pings.close()
         self._wake_writer()
         self._wake_reader()
+        self._wake_drain_waiter()
         if self._scope is not None:
             self._scope.cancel()
 
@@ -679,6 +694,7 @@ class ConnectionEngine:
                     self._wrote(len(data))
                 self._corked = False
                 if self._unsent_bytes <= self._low_water:
+                    self._wake_drain_waiter()
                     self._senders.wake_one()
                 if self._phase is not _OPEN and not self._unsent_bytes:
                     self._advance()
@@ -727,21 +743,36 @@ class ConnectionEngine:
             await trio.lowlevel.checkpoint()
             raise self.connection_closed()
         await checkpoint_if_cancelled()
-        if self._send_busy or self._unsent_bytes > self._high_water or self._senders:
+        if (
+            self._send_busy
+            or self._streaming
+            or self._unsent_bytes > self._high_water
+            or self._senders
+        ):
             await self._wait_turn()
             return True
         return False
 
     async def _wait_turn(self) -> None:
         """Wait until this task may frame: the send side free, the buffer under the mark."""
-        while self._send_busy or self._unsent_bytes > self._high_water or self._senders:
+        while (
+            self._send_busy
+            or self._streaming
+            or self._unsent_bytes > self._high_water
+            or self._senders
+        ):
             await self._senders.wait()
-            if not (self._send_busy or self._unsent_bytes > self._high_water):
+            if not (self._send_busy or self._streaming or self._unsent_bytes > self._high_water):
                 return
 
     def _pass_turn(self) -> None:
         # After framing: the next waiting sender may go if there is room.
-        if self._senders and not self._send_busy and self._unsent_bytes <= self._high_water:
+        if (
+            self._senders
+            and not self._send_busy
+            and not self._streaming
+            and self._unsent_bytes <= self._high_water
+        ):
             self._senders.wake_one()
 
     async def _checkpoint_now_and_then(self) -> None:
@@ -781,6 +812,106 @@ class ConnectionEngine:
         if not waited:
             await self._checkpoint_now_and_then()
 
+    async def send_stream(self, chunks: AsyncIterator[object], compress: bool | None) -> None:
+        """Send each chunk as a frame of one fragmented message, as the chunks come.
+
+        Holds the send turn from the first chunk to the last: other senders
+        wait, control frames go out between fragments. After each fragment it
+        waits while more than ``write_limit`` bytes wait for the wire, so a
+        slow peer slows the producer down. The message ends with an empty
+        final frame once ``chunks`` is exhausted (its end is not known
+        before); no chunk at all sends nothing. Text chunks (``str``) and
+        binary ones (bytes) may not be mixed.
+
+        Cancellation, or an error from ``chunks``, before the first fragment
+        sends nothing; after it, the message cannot be finished or taken back,
+        so the connection is failed with 1011 before the error goes on.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+            TypeError: a chunk is neither ``str`` nor bytes-like, or of the
+                other kind than the first.
+        """
+        waited = await self._take_turn()
+        self._streaming = True
+        text: bool | None = None
+        payload = 0
+        try:
+            async for chunk in chunks:
+                data, is_text = _chunk_data(chunk)
+                if text is None:
+                    text = is_text
+                elif is_text is not text:
+                    kind = "str" if text else "bytes-like"
+                    raise TypeError(
+                        f"a fragmented message's chunks must all be {kind},"
+                        f" not {type(chunk).__name__}"
+                    )
+                payload += await self._send_fragment(data, text, False, compress)
+            if text is not None:
+                payload += await self._send_fragment(b"", text, True, compress)
+                self._messages_framed += 1
+                self._count_message(payload)
+        except BaseException as exc:
+            if text is not None and self._phase is _OPEN:
+                # Half a message is out: nothing else may follow it.
+                self._fail(CloseCode.INTERNAL_ERROR, "sending a fragmented message failed", exc)
+            raise
+        finally:
+            self._streaming = False
+            self._pass_turn()
+        if not waited:
+            await self._checkpoint_now_and_then()
+
+    async def _send_fragment(
+        self, data: bytes, text: bool, fin: bool, compress: bool | None
+    ) -> int:
+        """Frame one fragment and write it; wait while the outgoing buffer is full.
+
+        Returns the fragment's payload size.
+        """
+        if self._phase is not _OPEN:
+            raise self.connection_closed()
+        protocol = self.protocol
+        before = protocol.bytes_sent
+        frame = functools.partial(
+            protocol.send_fragment, data, text=text, fin=fin, compress=compress
+        )
+        if self._offload and len(data) >= THREAD_SEND_THRESHOLD:
+            await self._frame_in_thread(frame)
+        else:
+            try:
+                frame()
+            except Exception as exc:
+                self._send_side_failed(exc)
+                raise self.connection_closed() from exc
+            self._write(protocol.data_to_send_parts())
+        if self._unsent_bytes > self._high_water and not fin:
+            await self._wait_drained()
+        return protocol.bytes_sent - before
+
+    async def _wait_drained(self) -> None:
+        """Wait until the writer brought the outgoing buffer down to a quarter of the mark.
+
+        Raises:
+            ConnectionClosed: the connection was torn down meanwhile.
+        """
+        while self._unsent_bytes > self._low_water:
+            if self._phase is _DONE:
+                raise self.connection_closed()
+            self._drain_waiter = trio.lowlevel.current_task()
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._drain_waiter = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _wake_drain_waiter(self) -> None:
+        if self._drain_waiter is not None:
+            trio.lowlevel.reschedule(self._drain_waiter)
+            self._drain_waiter = None
+
     # ------------------------------------------------------------------ broadcast
 
     def broadcast_readiness(self) -> int:
@@ -794,11 +925,7 @@ class ConnectionEngine:
         """
         if self._phase is not _OPEN:
             return CLOSING
-        if (
-            self._send_busy
-            or self._unsent_bytes > self._high_water
-            or self.protocol.sending_fragments
-        ):
+        if self._send_busy or self._streaming or self._unsent_bytes > self._high_water:
             return SLOW
         return READY
 
@@ -874,7 +1001,16 @@ class ConnectionEngine:
         self._teardown()
 
     async def send_control(self, frame: Callable[[], None]) -> None:
-        """Frame a ping or pong from the application in its turn, as a message would be."""
+        """Frame a ping or pong from the application in its turn, as a message would be.
+
+        While a fragmented message is being sent (its sender holds the turn
+        until its end), the control frame goes out between two fragments.
+        """
+        if self._streaming and self._phase is _OPEN and not self._send_busy:
+            await checkpoint_if_cancelled()
+            self._frame_control(frame)
+            await cancel_shielded_checkpoint()
+            return
         waited = await self._take_turn()
         frame()
         self._write(self.protocol.data_to_send_parts())
@@ -962,6 +1098,8 @@ class ConnectionEngine:
             ConnectionClosed: the connection is closed and no message is left.
         """
         await checkpoint_if_cancelled()
+        if self._stream_unfinished:
+            await self._skip_stream_rest()
         incoming = self._incoming
         try:
             data = incoming.get_nowait()
@@ -974,13 +1112,83 @@ class ConnectionEngine:
             if self.protocol.buffered and not self._parsing_in_thread:
                 self._refill()
             await self._checkpoint_now_and_then()
+            assert not isinstance(data, Fragment)  # fragments only follow start_stream()
             return data
+        self._hold_fragmented = False  # a fragmented message next is assembled for us
         self._wake_reader()  # size 0: a task waits now, so the reader may parse
         self._corked = False  # the next reply is written at once
         try:
-            return await incoming.get()
+            item = await incoming.get()
         except trio.EndOfChannel:
             raise self.connection_closed() from self._close_cause
+        assert not isinstance(item, Fragment)
+        return item
+
+    async def start_stream(self, max_size: int | None) -> str | bytes | None:
+        """Start taking the next message fragment by fragment (see :meth:`next_fragment`).
+
+        Returns the next message whole if it was queued already (it fitted
+        ``max_message_size``); otherwise ``None``, and the message in
+        progress, or the next one, arrives through :meth:`next_fragment`,
+        with ``max_size`` as its limit.
+
+        Raises:
+            ConnectionClosed: the connection is closed and no message is left.
+        """
+        await checkpoint_if_cancelled()
+        if self._stream_unfinished:
+            await self._skip_stream_rest()
+        incoming = self._incoming
+        if len(incoming):
+            return await self.get_message()
+        while self._parsing_in_thread:  # the receive side is busy in a worker thread
+            await trio.sleep(0.001)
+            if len(incoming):
+                return await self.get_message()
+        if incoming.closed:
+            await cancel_shielded_checkpoint()
+            raise self.connection_closed() from self._close_cause
+        self.protocol.stream_next_message(max_size)
+        self._stream_unfinished = True
+        self._refill()
+        await cancel_shielded_checkpoint()
+        return None
+
+    async def next_fragment(self) -> tuple[str | bytes, bool]:
+        """Return the next piece of the message being streamed, and whether it is the last.
+
+        Cancellation loses nothing.
+
+        Raises:
+            ConnectionClosed: the connection closed before the message ended.
+        """
+        incoming = self._incoming
+        try:
+            item = incoming.get_nowait()
+        except trio.WouldBlock:
+            self._wake_reader()
+            self._corked = False
+            try:
+                item = await incoming.get()
+            except trio.EndOfChannel:
+                raise self.connection_closed() from self._close_cause
+        except trio.EndOfChannel:
+            await cancel_shielded_checkpoint()
+            raise self.connection_closed() from self._close_cause
+        else:
+            if self.protocol.buffered and not self._parsing_in_thread:
+                self._refill()
+            await self._checkpoint_now_and_then()
+        assert isinstance(item, Fragment)
+        if item.fin:
+            self._stream_unfinished = False
+            self._hold_fragmented = True
+        return item.data, item.fin
+
+    async def _skip_stream_rest(self) -> None:
+        # A stream left before its last piece: the rest of that message goes.
+        while self._stream_unfinished:
+            await self.next_fragment()
 
     def _refill(self) -> None:
         # A message was taken from the queue: parse the next one here, in
@@ -1006,6 +1214,8 @@ class ConnectionEngine:
             phase = self._phase
             if phase is Phase.FAILING or phase is _DONE or len(self._deferred) >= _MAX_DEFERRED:
                 return _WAIT
+            if self._hold_fragmented and protocol.assembling and not self._discard:
+                return _WAIT  # until get_message() or get_message_stream() asks
             if offload and protocol.next_frame_size >= THREAD_RECEIVE_THRESHOLD:
                 return _THREAD
             event = protocol.next_event()
@@ -1018,8 +1228,12 @@ class ConnectionEngine:
 
     def _handle(self, event: Event) -> None:
         if type(event) is Message:
+            self._hold_fragmented = True
             if not self._discard:
                 self._incoming.put(event.data)
+        elif type(event) is Fragment:
+            if not self._discard:
+                self._incoming.put(event)
         elif type(event) is Ping:
             if self.protocol.close_sent is None:
                 self._frame_control(functools.partial(self.protocol.send_pong, event.payload))
@@ -1310,6 +1524,21 @@ class ConnectionEngine:
                     release()
         self._idle_mark = self._messages_framed
         return released
+
+
+def _chunk_data(chunk: object) -> tuple[bytes, bool]:
+    """Return a chunk of a fragmented message as bytes, and whether it is text.
+
+    Raises:
+        TypeError: the chunk is neither ``str`` nor bytes-like.
+    """
+    if isinstance(chunk, str):
+        return chunk.encode("utf-8"), True
+    if isinstance(chunk, bytes | bytearray | memoryview):
+        return bytes(chunk), False
+    raise TypeError(
+        f"a fragmented message's chunks must be str or bytes-like, not {type(chunk).__name__}"
+    )
 
 
 def check_control_payload(payload: bytes | bytearray | memoryview | None, kind: str) -> bytes:

@@ -10,6 +10,8 @@ object here and share nothing, so that the two may run in different threads.
   connection as soon as the frame carrying it arrives. It also keeps the
   message-size budget: :attr:`MessageAssembler.remaining` is what the frame
   parser and the extension chain may still produce for the current message.
+  Asked to (:meth:`MessageAssembler.stream`), it hands the next message over
+  frame by frame instead, for a reader that cannot hold it whole.
 - :class:`MessageFramer` turns outgoing messages and fragments into data
   frames: ``str`` becomes TEXT, bytes-like becomes BINARY, and the second and
   later fragments of a message become CONT frames.
@@ -91,7 +93,16 @@ class MessageAssembler:
             for text), or ``None`` for no limit.
     """
 
-    __slots__ = ("_decoder", "_max_size", "_opcode", "_parts", "_text_parts", "size")
+    __slots__ = (
+        "_decoder",
+        "_max_size",
+        "_opcode",
+        "_parts",
+        "_stream_max_size",
+        "_text_parts",
+        "size",
+        "streaming",
+    )
 
     def __init__(self, max_size: int | None) -> None:
         self._max_size = max_size
@@ -107,6 +118,10 @@ class MessageAssembler:
         self._text_parts: io.StringIO | None = None
         #: One decoder for the connection, reset at the start of each fragmented text message.
         self._decoder = _Utf8Decoder()
+        #: Whether the message in progress (or the next one) goes out frame by
+        #: frame, through :meth:`receive_fragment`.
+        self.streaming = False
+        self._stream_max_size: int | None = None
 
     @property
     def in_progress(self) -> bool:
@@ -115,10 +130,94 @@ class MessageAssembler:
 
     @property
     def remaining(self) -> int | None:
-        """What the message in progress (or the next one) may still add, or ``None``."""
+        """What the next frame of the message in progress (or the next one) may add, or ``None``.
+
+        While streaming: what is left of the stream's own limit, and never
+        more than ``max_size`` in one frame (a frame is held whole).
+        """
+        if self.streaming:
+            stream_max = self._stream_max_size
+            left = None if stream_max is None else stream_max - self.size
+            if self._max_size is None:
+                return left
+            return self._max_size if left is None else min(left, self._max_size)
         if self._max_size is None:
             return None
         return self._max_size - self.size
+
+    @property
+    def stream_max_size(self) -> int | None:
+        """The limit of the message being streamed (see :meth:`stream`)."""
+        return self._stream_max_size
+
+    def stream(self, max_size: int | None) -> str | bytes | None:
+        """Hand the message in progress, or the next one, over frame by frame.
+
+        From now until that message's last frame, :meth:`receive_fragment`
+        takes the data frames. The limit of the message becomes ``max_size``
+        (``None``: none), and each frame stays within the assembler's own.
+
+        Returns:
+            What was assembled of the message in progress, to deliver first,
+            or ``None`` when no message is in progress.
+
+        Raises:
+            PayloadTooBig: what was assembled is already over ``max_size``.
+        """
+        self.streaming = True
+        self._stream_max_size = max_size
+        if self._opcode is None:
+            return None
+        if max_size is not None and self.size > max_size:
+            raise PayloadTooBig(f"message exceeds the size limit of {max_size} bytes")
+        if self._opcode is _TEXT:
+            partial: str | bytes = (
+                self._text_parts.getvalue() if self._text_parts is not None else ""
+            )
+            self._text_parts = None
+        else:
+            partial = bytes(self._parts)
+            self._parts = bytearray()
+        return partial
+
+    def receive_fragment(self, frame: Frame) -> str | bytes:
+        """Take a decoded data frame while streaming; return its data to deliver.
+
+        Text is decoded incrementally: a character cut between frames comes
+        with the frame that completes it. After the last frame (``fin``),
+        messages are assembled whole again.
+
+        Raises:
+            PayloadTooBig: the message grows past the stream's limit (1009).
+            ProtocolError: text that is not UTF-8 (1007).
+        """
+        data = frame.data
+        size = self.size + len(data)
+        stream_max = self._stream_max_size
+        if stream_max is not None and size > stream_max:
+            raise PayloadTooBig(f"message exceeds the size limit of {stream_max} bytes")
+        opcode = self._opcode
+        if opcode is None:
+            opcode = self._opcode = frame.opcode
+            if opcode is _TEXT:
+                self._decoder.reset()
+        self.size = size
+        fragment: str | bytes
+        if opcode is _TEXT:
+            decoder = self._decoder
+            try:
+                fragment = decoder.decode(data, frame.fin)
+            except UnicodeDecodeError as exc:
+                raise _invalid_utf8(exc) from exc
+            if not frame.fin:
+                self._check_pending(decoder)
+        else:
+            fragment = bytes(data)
+        if frame.fin:
+            self._opcode = None
+            self.size = 0
+            self.streaming = False
+        return fragment
 
     def check_frame(self, opcode: Opcode) -> None:
         """Check a data frame's opcode against the message in progress.

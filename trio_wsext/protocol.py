@@ -58,6 +58,7 @@ __all__ = [
     "CloseReceived",
     "ConnectionFailed",
     "Event",
+    "Fragment",
     "Message",
     "Ping",
     "Pong",
@@ -140,6 +141,20 @@ class Message:
 
 
 @attrs.frozen
+class Fragment:
+    """A piece of a message being streamed (see :meth:`Protocol.stream_next_message`).
+
+    Attributes:
+        data: ``str`` for a text message (the characters the frame completed),
+            ``bytes`` for a binary one.
+        fin: whether this piece ends the message.
+    """
+
+    data: str | bytes = attrs.field(repr=_elide)
+    fin: bool
+
+
+@attrs.frozen
 class Ping:
     """A ping from the peer; the connection answers it with a pong.
 
@@ -212,7 +227,7 @@ def _message(data: str | bytes) -> Message:
 
 
 #: What :meth:`Protocol.events_received` returns.
-Event: TypeAlias = Message | Ping | Pong | CloseReceived | ConnectionFailed
+Event: TypeAlias = Message | Fragment | Ping | Pong | CloseReceived | ConnectionFailed
 
 
 def _truncate_reason(reason: str) -> str:
@@ -298,7 +313,7 @@ class Protocol:
         # a connection if it detects a masked frame."
         self._parser = FrameParser(require_mask=side is Side.SERVER)
         self._assembler = MessageAssembler(max_message_size)
-        self._whole_limits = self._frame_limits(0, marked=False)
+        self._whole_limits = self._frame_limits(self._assembler.remaining, marked=False)
         # Whether the message in progress began with a reserved bit set: its
         # continuation frames carry none (RFC 7692 §6.1) but are as expanded.
         self._marked_message = False
@@ -391,12 +406,11 @@ class Protocol:
         assembler = self._assembler
         try:
             while self._receiving:
-                size = assembler.size
                 try:
                     marked = self._marked_message
                     limit, rsv_limit = (
-                        self._frame_limits(size, marked=marked)
-                        if size or marked
+                        self._frame_limits(assembler.remaining, marked=marked)
+                        if assembler.size or marked or assembler.streaming
                         else self._whole_limits
                     )
                     frame = parser.next_frame(limit, rsv_max_size=rsv_limit)
@@ -448,9 +462,11 @@ class Protocol:
         """
         return self._parser.whole_frame_size if self._receiving else 0
 
-    def _frame_limits(self, size: int, *, marked: bool) -> tuple[int | None, int | None]:
+    def _frame_limits(
+        self, remaining: int | None, *, marked: bool
+    ) -> tuple[int | None, int | None]:
         # The largest payload the next frame's header may announce, when the
-        # message in progress has ``size`` bytes: what is left of the budget,
+        # message in progress may still grow by ``remaining`` bytes: that,
         # and never less than a control frame may carry. Second, the same for
         # a frame with a reserved bit set, which an extension may have made
         # larger than what it decodes to: plus DEFLATE's worst-case expansion.
@@ -459,9 +475,8 @@ class Protocol:
         # transform any frame), not otherwise: a header that announces more
         # than the limit then fails at once, as it does with no extension,
         # instead of after its whole payload.
-        if self.max_message_size is None:
+        if remaining is None:
             return None, None
-        remaining = self.max_message_size - size
         exact = remaining if remaining > MAX_CONTROL_PAYLOAD else MAX_CONTROL_PAYLOAD
         if self._chain is None:
             return exact, None
@@ -474,6 +489,11 @@ class Protocol:
     def _too_big(self) -> PayloadTooBig:
         # One reason for every way a message can be too big (header, decoded
         # size, an extension's bounded decode); the details stay in __cause__.
+        if self._assembler.streaming:
+            return PayloadTooBig(
+                f"streamed message exceeds its size limit ({self._assembler.stream_max_size}"
+                f" bytes), or one of its frames exceeds {self.max_message_size} bytes"
+            )
         return PayloadTooBig(f"message exceeds the size limit of {self.max_message_size} bytes")
 
     def _decode(self, frame: Frame, max_size: int | None) -> Frame:
@@ -508,6 +528,9 @@ class Protocol:
                 frame = self._decode(frame, assembler.remaining)
             if frame.rsv1 or frame.rsv2 or frame.rsv3:
                 check_reserved_bits(frame, self._declared_bits)
+            if assembler.streaming:
+                self._receive_fragment(frame)
+                return
             try:
                 message = assembler.receive_frame(frame)
             except PayloadTooBig as exc:
@@ -534,6 +557,33 @@ class Protocol:
             self.close_received = close
             self._receiving = False
             self._events.append(CloseReceived(close.code, close.reason))
+
+    def _receive_fragment(self, frame: Frame) -> None:
+        data = self._assembler.receive_fragment(frame)  # PayloadTooBig names the stream's limit
+        self.bytes_received += len(frame.data)
+        if frame.fin:
+            self.messages_received += 1
+        self._events.append(Fragment(data, frame.fin))
+
+    def stream_next_message(self, max_size: int | None) -> None:
+        """Deliver the message in progress, or the next one, as :class:`Fragment` events.
+
+        For a reader that cannot hold a message whole: each data frame, once
+        decoded, becomes one :class:`Fragment` (what was assembled of a message
+        in progress comes first, as one), until the one with ``fin``; then
+        messages are whole again. ``max_size`` replaces ``max_message_size``
+        as the limit of that message (``None``: no limit); each frame is still
+        held whole, so no frame may be larger than ``max_message_size``.
+        Exceeding either fails the connection with 1009, as always.
+        """
+        try:
+            partial = self._assembler.stream(max_size)
+        except PayloadTooBig as exc:
+            if self._receiving:
+                self._fail(exc)
+            return
+        if partial is not None:
+            self._events.append(Fragment(partial, False))
 
     def _fail(self, exc: ProtocolError) -> None:
         self._receiving = False
@@ -591,6 +641,16 @@ class Protocol:
         self._out.extend(parts)
         self.messages_sent += 1
         self.bytes_sent += payload_size
+
+    @property
+    def assembling(self) -> bool:
+        """Whether a fragmented message is being assembled (its first frame received, not its last).
+
+        A connection that lets its reader choose between assembling and
+        :meth:`stream_next_message` stops parsing here until it has chosen.
+        """
+        assembler = self._assembler
+        return assembler.in_progress and not assembler.streaming
 
     @property
     def sending_fragments(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,7 @@ from trio_wsext.extensions.permessage_deflate import (
 )
 from trio_wsext.frames import CloseReason
 from trio_wsext.handshake import ServerHandshake
+from trio_wsext.proxies import ProxyError
 
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
 
@@ -492,3 +494,106 @@ async def test_url_credentials_and_explicit_authorization(
                 async with open_websocket_url(url, extra_headers=extra_headers):
                     pass  # pragma: no cover
     assert seen == [expected]
+
+
+# -- through a proxy (an HTTP CONNECT proxy of the test's own; real ones: tests/deploy) ------
+
+
+async def _relay(source: trio.abc.Stream, sink: trio.abc.Stream, done: trio.CancelScope) -> None:
+    """Copy ``source`` to ``sink`` until EOF or an error, then end the other direction too."""
+    try:
+        while data := await source.receive_some():
+            await sink.send_all(data)
+    except trio.BrokenResourceError:
+        pass
+    done.cancel()
+
+
+@asynccontextmanager
+async def connect_proxy(heads: list[bytes]) -> AsyncIterator[int]:
+    """Run a minimal CONNECT proxy on 127.0.0.1; record each request head; yield its port."""
+
+    async def handle(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += await stream.receive_some()
+        heads.append(head)
+        host, _, port = head.split(b" ")[1].decode().rpartition(":")
+        async with await trio.open_tcp_stream(host.strip("[]"), int(port)) as upstream:
+            await stream.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_relay, upstream, stream, nursery.cancel_scope)
+                nursery.start_soon(_relay, stream, upstream, nursery.cancel_scope)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+        yield listeners[0].socket.getsockname()[1]
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The environment without any proxy variable."""
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+async def test_client_connects_through_the_proxy_the_environment_names(
+    environ: pytest.MonkeyPatch,
+) -> None:
+    """proxy=True (the default) takes http_proxy for a ws URL: CONNECT host:port, then echo."""
+    heads: list[bytes] = []
+    with trio.fail_after(10):
+        async with serving() as server, connect_proxy(heads) as proxy_port:
+            environ.setenv("http_proxy", f"http://127.0.0.1:{proxy_port}")
+            async with open_websocket_url(f"ws://127.0.0.1:{server.port}/p") as ws:
+                await ws.send_message("proxied")
+                assert await ws.get_message() == "proxied"
+    (head,) = heads
+    assert head.startswith(f"CONNECT 127.0.0.1:{server.port} HTTP/1.1\r\n".encode())
+
+
+async def test_client_runs_tls_with_the_target_inside_the_tunnel(
+    environ: pytest.MonkeyPatch,
+    tls_server_context: ssl.SSLContext,
+    tls_client_context: ssl.SSLContext,
+) -> None:
+    """wss through an explicit proxy URL: the certificate is checked for the target's name."""
+    heads: list[bytes] = []
+    with trio.fail_after(10):
+        async with serving(ssl_context=tls_server_context) as server, connect_proxy(heads) as port:
+            url = f"wss://localhost:{server.port}/"
+            proxy = f"http://127.0.0.1:{port}"
+            async with open_websocket_url(url, tls_client_context, proxy=proxy) as ws:
+                await ws.send_message("tls in the tunnel")
+                assert await ws.get_message() == "tls in the tunnel"
+    assert heads[0].startswith(f"CONNECT localhost:{server.port} HTTP/1.1\r\n".encode())
+
+
+async def test_client_with_proxy_none_ignores_the_environment(
+    environ: pytest.MonkeyPatch,
+) -> None:
+    """proxy=None connects directly although the environment names a proxy (port 1: unused)."""
+    environ.setenv("http_proxy", "http://127.0.0.1:1")
+    environ.setenv("all_proxy", "http://127.0.0.1:1")
+    with trio.fail_after(10):
+        async with serving() as server:
+            async with open_websocket("127.0.0.1", server.port, proxy=None) as ws:
+                await ws.send_message("direct")
+                assert await ws.get_message() == "direct"
+            with pytest.raises(ProxyError, match=r"^could not connect to proxy 127\.0\.0\.1:1: "):
+                async with open_websocket("127.0.0.1", server.port):
+                    pass  # pragma: no cover
+
+
+async def test_client_names_a_proxy_it_cannot_reach(environ: pytest.MonkeyPatch) -> None:
+    """Nobody listens where the proxy should: ProxyError 'could not connect to proxy host:port'."""
+    port = _free_port()
+    with trio.fail_after(10), pytest.raises(ProxyError) as caught:
+        async with open_websocket_url("ws://127.0.0.1:9/", proxy=f"http://127.0.0.1:{port}"):
+            pass  # pragma: no cover
+    assert str(caught.value).startswith(f"could not connect to proxy 127.0.0.1:{port}: ")
+    assert isinstance(caught.value, HandshakeError)
+    assert isinstance(caught.value.__cause__, OSError)

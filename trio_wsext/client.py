@@ -1,40 +1,61 @@
-"""The client entry points: open_websocket[_url], connect_websocket[_url], wrap_client_stream.
+"""The client: open_websocket[_url|_unix], connect_websocket[_url|_unix], wrap_client_stream.
 
-Strategy: :func:`connect_websocket` opens the TCP (and TLS) stream, runs the
-sans-I/O :class:`~trio_wsext.handshake.ClientHandshake` over it, all inside
-one ``connect_timeout``, then starts a
+Strategy: every entry point but :func:`wrap_client_stream` ends in
+:func:`_connect`, which, all inside one ``connect_timeout``, opens a stream
+(TCP, a tunnel through a proxy from :mod:`trio_wsext.proxies`, or a Unix
+socket), wraps TLS around it for ``wss`` (the target's name for SNI and the
+certificate check, inside the tunnel when there is one), runs the sans-I/O
+:class:`~trio_wsext.handshake.ClientHandshake` over it, and starts a
 :class:`~trio_wsext.connection.WebSocketConnection` in the caller's nursery.
-:func:`wrap_client_stream` does the same over a stream the caller opened.
-Every failure before the connection runs raises a
+A 301, 302, 303, 307 or 308 answer with a ``ws``/``wss`` ``Location`` sends
+it round again, up to ``max_redirects`` times, as websockets does: never from
+``wss`` to ``ws``, and without credentials or cookies once the origin
+changed. :func:`wrap_client_stream` runs the handshake over a stream the
+caller opened. Every failure before the connection runs raises a
 :class:`~trio_wsext.exceptions.HandshakeError` (or a subclass) with the
-stream closed. :func:`open_websocket` wraps that in its own nursery; since the
-connection's tasks never raise, the only exception that can leave it is the
-caller's own, which it re-raises unwrapped (no ``ExceptionGroup``).
+stream closed. The ``open_*`` context managers wrap that in their own
+nursery; since the connection's tasks never raise, the only exception that
+can leave them is the caller's own, which they re-raise unwrapped (no
+``ExceptionGroup``).
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
+import os
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Final, TypeAlias
+from functools import partial
+from typing import Final, TypeAlias, final
 
+import attrs
 import trio
 
 from .connection import RECEIVE_SIZE, WebSocketConnection
-from .exceptions import ConnectionTimeout, DisconnectionTimeout, HandshakeError
+from .exceptions import (
+    ConnectionRejected,
+    ConnectionTimeout,
+    DisconnectionTimeout,
+    HandshakeError,
+)
 from .extensions.base import ClientExtensionFactory
 from .extensions.permessage_deflate import enable_client_permessage_deflate
 from .frames import CloseCode
 from .handshake import ClientHandshake, ClientHandshakeResult
+from .headers import build_host
 from .options import check_connection_options, check_extension_factories, check_ssl_context
+from .proxies import Proxy, check_socks_support, get_proxy, open_tunnel, parse_proxy
 
 __all__ = [
+    "RedirectError",
     "connect_websocket",
+    "connect_websocket_unix",
     "connect_websocket_url",
     "open_websocket",
+    "open_websocket_unix",
     "open_websocket_url",
     "wrap_client_stream",
 ]
@@ -46,6 +67,10 @@ ExtraHeaders: TypeAlias = (
     | None
 )
 
+#: What ``proxy`` takes: ``True`` (from the environment), a proxy URL, or
+#: ``None`` (``False`` too) for none.
+ProxyOption: TypeAlias = str | bool | None
+
 #: RFC 6455 §3: "The port component is OPTIONAL; the default for "ws" is port
 #: 80, while the default for "wss" is port 443."
 DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
@@ -53,6 +78,39 @@ DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
 #: Bytes asked of the stream per read during the handshake; a 101 response is
 #: a few hundred bytes, and what follows it goes to the connection.
 HANDSHAKE_RECEIVE_SIZE: Final = 65536
+
+#: The redirections followed (RFC 9110 §15.4: each names its one target in
+#: ``Location``); 300 offers a choice, 304 is about caches, 305/306 are gone.
+REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
+
+#: Request headers not carried to another origin by a redirect: credentials
+#: and cookies (as websockets drops them), and a ``Host`` that names the old one.
+CROSS_ORIGIN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
+
+#: The ``Host`` of a request over a Unix socket, as websockets sends it (its
+#: URL is ``ws://localhost/``).
+UNIX_HOST: Final = "localhost"
+
+
+class RedirectError(ConnectionRejected):
+    """The server redirected, and the client did not follow.
+
+    Too many redirects (more than ``max_redirects``), a redirect from ``wss``
+    to ``ws``, a ``Location`` that is not a ``ws``/``wss`` URL, or one to
+    another origin over a Unix socket. A :class:`ConnectionRejected`
+    still: ``status_code``, ``headers`` and ``body`` are the last answer's.
+
+    Attributes:
+        location: the redirect's target, resolved against the request's URL.
+    """
+
+    def __init__(self, message: str, location: str, rejected: ConnectionRejected) -> None:
+        super().__init__(rejected.status_code, rejected.headers, rejected.body)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _client_extensions(
@@ -74,6 +132,97 @@ def _ssl_context(use_ssl: bool | ssl.SSLContext) -> ssl.SSLContext | None:
     if use_ssl is False:
         return None
     raise TypeError(f"use_ssl must be True, False or an ssl.SSLContext, not {use_ssl!r}")
+
+
+def _check_proxy(proxy: ProxyOption) -> Proxy | bool:
+    """Read the ``proxy`` option: a :class:`Proxy`, ``True`` (the environment), ``False`` (none).
+
+    Raises:
+        ValueError, TypeError: not a valid proxy URL, ``True`` or ``None``.
+        ImportError: a SOCKS proxy without python-socks.
+    """
+    if proxy is None or isinstance(proxy, bool):
+        return bool(proxy)
+    parsed = parse_proxy(proxy)
+    check_socks_support(parsed)
+    return parsed
+
+
+def _check_max_redirects(max_redirects: int) -> int:
+    if isinstance(max_redirects, bool) or not isinstance(max_redirects, int):
+        raise TypeError(f"max_redirects must be an int, not {type(max_redirects).__name__}")
+    if max_redirects < 0:
+        raise ValueError(f"max_redirects must be >= 0, not {max_redirects}")
+    return max_redirects
+
+
+@final
+@attrs.frozen
+class _Options:
+    """A client's options, checked once before any I/O; every redirect reuses them."""
+
+    extensions: list[ClientExtensionFactory]
+    subprotocols: Sequence[str] | None
+    extra_headers: ExtraHeaders
+    message_queue_size: int
+    max_message_size: int | None
+    receive_buffer_size: int | None
+    connect_timeout: float
+    disconnect_timeout: float
+    ping_interval: float | None
+    ping_timeout: float | None
+    proxy: Proxy | bool = False
+    """A proxy, ``True`` for the environment's, ``False`` for none."""
+    max_redirects: int = 0
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        subprotocols: Sequence[str] | None,
+        extra_headers: ExtraHeaders,
+        extensions: Sequence[ClientExtensionFactory] | None,
+        compression: str | None,
+        message_queue_size: int,
+        max_message_size: int | None,
+        receive_buffer_size: int | None,
+        connect_timeout: float,
+        disconnect_timeout: float,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        proxy: ProxyOption = None,
+        max_redirects: int = 0,
+    ) -> _Options:
+        """Check the options and settle the extension factories and the proxy.
+
+        Raises:
+            ValueError, TypeError: an option is invalid; the message names it.
+            ImportError: a SOCKS proxy without python-socks.
+        """
+        factories = _client_extensions(extensions, compression)
+        check_connection_options(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout,
+        )
+        return cls(
+            extensions=factories,
+            subprotocols=subprotocols,
+            extra_headers=extra_headers,
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            proxy=_check_proxy(proxy),
+            max_redirects=_check_max_redirects(max_redirects),
+        )
 
 
 def parse_url(
@@ -133,19 +282,109 @@ def parse_url(
     return host, port, resource, use_ssl, authorization
 
 
+def _header_pairs(extra_headers: ExtraHeaders) -> list[tuple[str | bytes, str | bytes]]:
+    if extra_headers is None:
+        return []
+    if isinstance(extra_headers, Mapping):
+        return list(extra_headers.items())
+    return list(extra_headers)
+
+
+def _header_name(name: str | bytes) -> str:
+    return (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
+
+
 def _with_authorization(extra_headers: ExtraHeaders, authorization: str | None) -> ExtraHeaders:
     if authorization is None:
         return extra_headers
-    if extra_headers is None:
-        pairs: list[tuple[str | bytes, str | bytes]] = []
-    elif isinstance(extra_headers, Mapping):
-        pairs = list(extra_headers.items())
-    else:
-        pairs = list(extra_headers)
-    names = {(n.decode("latin-1") if isinstance(n, bytes) else n).lower() for n, _ in pairs}
-    if "authorization" not in names:  # an explicit header wins over the URL's credentials
-        pairs.append(("Authorization", authorization))
+    pairs = _header_pairs(extra_headers)
+    if "authorization" not in {_header_name(n) for n, _ in pairs}:
+        pairs.append(("Authorization", authorization))  # an explicit header wins over the URL's
     return pairs
+
+
+@final
+@attrs.frozen
+class _Target:
+    """Where one opening handshake goes: a ``ws``/``wss`` URL's parts, and a Unix socket or not."""
+
+    secure: bool
+    host: str
+    port: int
+    resource: str
+    authorization: str | None = None
+    """A ``Basic`` value from the URL's ``user:password@``."""
+    unix_path: str | None = None
+    """The Unix socket to connect to instead of ``host:port``."""
+
+    @property
+    def url(self) -> str:
+        """The target as a URL (without credentials), to resolve a ``Location`` against."""
+        scheme = "wss" if self.secure else "ws"
+        return f"{scheme}://{build_host(self.host, self.port, secure=self.secure)}{self.resource}"
+
+    @property
+    def origin(self) -> tuple[bool, str, int]:
+        """Scheme, host and port: what a redirect must keep to stay on the same origin."""
+        return self.secure, self.host.lower(), self.port
+
+    @property
+    def where(self) -> str:
+        """The address connected to, for messages."""
+        if self.unix_path is not None:
+            return f"unix:{self.unix_path}"
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _url_target(url: str, ssl_context: ssl.SSLContext | None) -> _Target:
+    """Raises ValueError, TypeError as :func:`parse_url`."""
+    host, port, resource, use_ssl, authorization = parse_url(url, ssl_context)
+    return _Target(use_ssl is not False, host, port, resource, authorization)
+
+
+def _unix_target(path: str | os.PathLike[str], resource: str, *, secure: bool) -> _Target:
+    port = DEFAULT_PORTS["wss" if secure else "ws"]
+    return _Target(secure, UNIX_HOST, port, resource, unix_path=os.fspath(path))
+
+
+def _redirect(target: _Target, rejected: ConnectionRejected) -> _Target | None:
+    """Return where a redirect sends the client, or ``None`` when ``rejected`` is no redirect.
+
+    Raises:
+        RedirectError: a redirect that is not followed: its ``Location`` is
+            not a ``ws``/``wss`` URL, goes from ``wss`` to ``ws``, or leaves
+            the origin over a Unix socket.
+    """
+    locations = [value for name, value in rejected.headers if name.lower() == b"location"]
+    if rejected.status_code not in REDIRECT_STATUSES or len(locations) != 1:
+        return None
+    status = f"HTTP {rejected.status_code}"
+    # RFC 9110 §10.2.2: a relative Location is resolved against the request's URL.
+    location = urllib.parse.urljoin(target.url, locations[0].decode("latin-1").strip())
+    location = urllib.parse.urldefrag(location).url  # RFC 6455 §3: no fragment in a ws URL
+    try:
+        new = attrs.evolve(_url_target(location, None), unix_path=target.unix_path)
+    except ValueError as exc:
+        raise RedirectError(
+            f"cannot follow {status} to {location!r}: {exc}", location, rejected
+        ) from None
+    if target.secure and not new.secure:
+        raise RedirectError(
+            f"refused to follow {status} from {target.url} to {location}: a redirect may not"
+            " leave wss for ws",
+            location,
+            rejected,
+        )
+    if target.unix_path is not None and new.origin != target.origin:
+        raise RedirectError(
+            f"cannot follow {status} to {location} over Unix socket {target.unix_path}:"
+            " it leaves the origin",
+            location,
+            rejected,
+        )
+    if new.origin == target.origin and new.authorization is None:
+        new = attrs.evolve(new, authorization=target.authorization)
+    return new
 
 
 async def _handshake(stream: trio.abc.Stream, handshake: ClientHandshake) -> ClientHandshakeResult:
@@ -188,16 +427,10 @@ async def _start_client(
     stream: trio.abc.Stream,
     handshake: ClientHandshake,
     resource: str,
+    options: _Options,
     *,
     where: str,
     deadline: float,
-    connect_timeout: float,
-    message_queue_size: int,
-    max_message_size: int | None,
-    receive_buffer_size: int | None,
-    disconnect_timeout: float,
-    ping_interval: float | None,
-    ping_timeout: float | None,
 ) -> WebSocketConnection:
     """Run the opening handshake over ``stream`` by ``deadline``; start the connection.
 
@@ -216,7 +449,7 @@ async def _start_client(
         if scope.cancelled_caught:
             raise ConnectionTimeout(
                 f"opening a WebSocket connection to {where} took more than"
-                f" {connect_timeout} seconds"
+                f" {options.connect_timeout} seconds"
             )
         connection = WebSocketConnection(
             stream,
@@ -227,18 +460,170 @@ async def _start_client(
             request_headers=handshake.request_headers,
             response_headers=result.response_headers,
             extra_data=result.extra_data,
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            message_queue_size=options.message_queue_size,
+            max_message_size=options.max_message_size,
+            receive_buffer_size=options.receive_buffer_size,
+            disconnect_timeout=options.disconnect_timeout,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
         )
         await nursery.start(connection.run)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
     return connection
+
+
+def _proxy_for(target: _Target, options: _Options) -> Proxy | None:
+    """The proxy to reach ``target`` through: the one given, the environment's, or none.
+
+    Raises:
+        ValueError: the environment names an invalid proxy.
+        ImportError: it names a SOCKS proxy, and python-socks is missing.
+    """
+    if target.unix_path is not None or options.proxy is False:
+        return None
+    if options.proxy is not True:
+        return options.proxy
+    url = get_proxy(target.host, target.port, secure=target.secure)
+    if url is None:
+        return None
+    try:
+        proxy = parse_proxy(url)
+    except ValueError as exc:
+        raise ValueError(f"the environment's proxy for {target.url} is invalid: {exc}") from None
+    check_socks_support(proxy)
+    return proxy
+
+
+async def _open_stream(
+    target: _Target, context: ssl.SSLContext | None, options: _Options, deadline: float
+) -> tuple[trio.abc.Stream, str]:
+    """Connect to ``target`` (directly, through a proxy, or over a Unix socket), TLS on top.
+
+    Returns the stream and how to name where it goes in messages.
+    """
+    proxy = _proxy_for(target, options)
+    where = target.where if proxy is None else f"{target.where} through proxy {proxy}"
+    stream: trio.abc.Stream | None = None
+    with trio.move_on_at(deadline):
+        if proxy is not None:
+            stream = await open_tunnel(proxy, target.host, target.port)
+        else:
+            try:
+                if target.unix_path is not None:
+                    stream = await trio.open_unix_socket(target.unix_path)
+                else:
+                    stream = await trio.open_tcp_stream(target.host, target.port)
+            except OSError as exc:
+                raise HandshakeError(f"cannot connect to {where}: {exc}") from exc
+    if stream is None:
+        raise ConnectionTimeout(
+            f"opening a WebSocket connection to {where} took more than"
+            f" {options.connect_timeout} seconds"
+        )
+    if context is not None:
+        # TLS with the target, inside the tunnel when there is one: SNI and
+        # the certificate check are for the target's name, never the proxy's.
+        stream = trio.SSLStream(
+            stream, context, server_hostname=target.host, https_compatible=True
+        )
+    return stream, where
+
+
+async def _connect(
+    nursery: trio.Nursery, target: _Target, context: ssl.SSLContext | None, options: _Options
+) -> WebSocketConnection:
+    """Connect to ``target``, following redirects, all within ``connect_timeout``.
+
+    ``context`` is the TLS context for every ``wss`` hop; ``None`` means the
+    default one (a ``ws`` URL redirected to ``wss``).
+    """
+    deadline = trio.current_time() + options.connect_timeout
+    extra_headers = options.extra_headers
+    for redirects in itertools.count():
+        handshake = ClientHandshake(  # ValueError for a bad argument, before any I/O
+            target.host,
+            target.port,
+            target.resource,
+            secure=target.secure,
+            subprotocols=options.subprotocols,
+            extra_headers=_with_authorization(extra_headers, target.authorization),
+            extensions=options.extensions,
+        )
+        if target.secure and context is None:
+            context = ssl.create_default_context()
+        stream, where = await _open_stream(
+            target, context if target.secure else None, options, deadline
+        )
+        try:
+            return await _start_client(
+                nursery,
+                stream,
+                handshake,
+                target.resource,
+                options,
+                where=where,
+                deadline=deadline,
+            )
+        except ConnectionRejected as exc:
+            new = _redirect(target, exc)
+            if new is None:
+                raise
+            if redirects >= options.max_redirects:
+                raise RedirectError(
+                    f"more than {options.max_redirects} redirects (max_redirects); the last:"
+                    f" HTTP {exc.status_code} to {new.url}",
+                    new.url,
+                    exc,
+                ) from exc
+            if new.origin != target.origin:
+                extra_headers = [
+                    (name, value)
+                    for name, value in _header_pairs(extra_headers)
+                    if _header_name(name) not in CROSS_ORIGIN_HEADERS
+                ]
+            target = new
+    raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+
+
+@asynccontextmanager
+async def _open(
+    connect: Callable[[trio.Nursery], Awaitable[WebSocketConnection]], disconnect_timeout: float
+) -> AsyncIterator[WebSocketConnection]:
+    """Run ``connect`` in a nursery of its own; close the connection on leaving the block."""
+    error: BaseException | None = None
+    connection: WebSocketConnection | None = None
+    # Shielded once the block raised, so that its exception leaves unchanged:
+    # an enclosing deadline that expires during the close (or at the
+    # nursery's exit, a checkpoint too) would otherwise replace it with a
+    # Cancelled that the deadline's own scope then swallows.
+    guard = trio.CancelScope()
+    with guard:
+        async with trio.open_nursery() as nursery:
+            try:
+                connection = await connect(nursery)
+            except BaseException as exc:
+                # Raised outside the nursery below, so that it is not wrapped.
+                error = exc
+            if connection is not None:
+                try:
+                    yield connection
+                except BaseException as exc:
+                    error = exc
+                if error is None:
+                    await connection.aclose(CloseCode.NORMAL_CLOSURE)
+                else:
+                    guard.shield = True
+                    with trio.move_on_after(disconnect_timeout):  # bounded all the same
+                        await connection.aclose(CloseCode.INTERNAL_ERROR)
+                    nursery.cancel_scope.cancel()
+    if error is not None:
+        raise error
+    if connection is not None and connection.closing_timed_out:
+        raise DisconnectionTimeout(
+            f"the server did not finish the closing handshake within {disconnect_timeout} seconds"
+        )
 
 
 async def wrap_client_stream(
@@ -262,10 +647,12 @@ async def wrap_client_stream(
     """Run the client's opening handshake over a stream you opened; return the connection.
 
     trio-websocket's low-level function, for streams :func:`connect_websocket`
-    cannot open: a TLS stream set up your way, a proxy tunnel, a Unix socket,
+    cannot open: a TLS stream set up your way, a tunnel from
+    :func:`~trio_wsext.proxies.open_tunnel` with options of your own,
     :func:`trio.testing.memory_stream_pair`. The connection takes the stream
     over: it closes it when the connection ends, and also when the handshake
-    fails, times out or is cancelled.
+    fails, times out or is cancelled. There is one stream, so a redirect is
+    not followed: it raises :class:`~trio_wsext.exceptions.ConnectionRejected`.
 
     Args:
         nursery: where the connection's tasks run.
@@ -298,15 +685,18 @@ async def wrap_client_stream(
         ValueError, TypeError: an argument is invalid; raised before any I/O,
             and the stream is left open.
     """
-    factories = _client_extensions(extensions, compression)
-    check_connection_options(
+    options = _Options.build(
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        extensions=extensions,
+        compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
         receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
-        connect_timeout=connect_timeout,
     )
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
@@ -317,22 +707,11 @@ async def wrap_client_stream(
         resource,
         subprotocols=subprotocols,
         extra_headers=extra_headers,
-        extensions=factories,
+        extensions=options.extensions,
     )
+    deadline = trio.current_time() + connect_timeout
     return await _start_client(
-        nursery,
-        stream,
-        handshake,
-        resource,
-        where=host,
-        deadline=trio.current_time() + connect_timeout,
-        connect_timeout=connect_timeout,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        nursery, stream, handshake, resource, options, where=host, deadline=deadline
     )
 
 
@@ -354,6 +733,8 @@ async def connect_websocket(
     disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    proxy: ProxyOption = True,
+    max_redirects: int = 10,
 ) -> WebSocketConnection:
     """Connect to a WebSocket server and return the open connection.
 
@@ -367,9 +748,11 @@ async def connect_websocket(
         port: the server's port.
         resource: the request target, path and query.
         use_ssl: ``True`` for TLS with the default context, or an
-            :class:`ssl.SSLContext`.
+            :class:`ssl.SSLContext` (used for every ``wss`` redirect too).
         subprotocols: subprotocols to offer, in order of preference.
-        extra_headers: more request headers (pairs or a mapping).
+        extra_headers: more request headers (pairs or a mapping); a redirect
+            to another origin drops ``Authorization``, ``Cookie``,
+            ``Proxy-Authorization`` and ``Host``.
         extensions: :class:`~trio_wsext.extensions.ClientExtensionFactory`
             objects, offered in this order.
         compression: ``"deflate"`` adds the default permessage-deflate
@@ -381,11 +764,22 @@ async def connect_websocket(
         receive_buffer_size: the most bytes asked of the stream per read
             (trio-websocket's option; 64 KiB by default), or ``None`` to let
             the stream choose.
-        connect_timeout: seconds for the TCP connect, TLS and the opening
-            handshake together.
+        connect_timeout: seconds for everything before the connection runs:
+            the TCP connect, the proxy's tunnel, TLS, the opening handshake
+            and every redirect, together.
         disconnect_timeout: seconds for the closing handshake.
         ping_interval: seconds between keepalive pings, ``None`` for none.
         ping_timeout: seconds a keepalive pong may take (then 1011), or ``None``.
+        proxy: ``True`` takes the proxy from the environment as websockets
+            does (``wss_proxy``/``ws_proxy``, ``https_proxy``, ``http_proxy``
+            for ``ws``, ``all_proxy``; ``no_proxy``: see
+            :func:`~trio_wsext.proxies.get_proxy`); a URL sets one
+            (``http://``, ``https://``, ``socks5h://``, ``socks5://``,
+            ``socks4a://``, ``socks4://``, credentials as ``user:password@``);
+            ``None`` connects directly. SOCKS needs ``trio_wsext[socks]``.
+        max_redirects: how many 301, 302, 303, 307 or 308 answers with a
+            ``ws``/``wss`` ``Location`` to follow (never from ``wss`` to
+            ``ws``); 0 follows none.
 
     Returns:
         The open connection; ``extensions`` and ``subprotocol`` say what was
@@ -393,68 +787,40 @@ async def connect_websocket(
 
     Raises:
         ConnectionTimeout: connecting took longer than ``connect_timeout``.
+        RedirectError: a redirect that was not followed (too many, ``wss`` to
+            ``ws``, not to a WebSocket URL).
         ConnectionRejected: the server answered with another status than 101.
+        ProxyError: the proxy could not be reached, or refused (its HTTP
+            status, as :class:`~trio_wsext.proxies.ProxyStatusError`, or its
+            SOCKS reply code); from :mod:`trio_wsext.proxies`.
         NegotiationError: the server chose an extension or subprotocol that
             was not offered, or a factory refused its answer.
         HandshakeError: the connection failed or broke, TLS failed, or the
             response was not a valid opening handshake.
         ValueError, TypeError: an argument is invalid (before any I/O).
+        ImportError: a SOCKS proxy without python-socks (before any I/O).
 
     Cancellation, a timeout or a failure closes the stream; nothing is left
     running.
     """
-    factories = _client_extensions(extensions, compression)
-    context = _ssl_context(use_ssl)
-    check_connection_options(
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
-        connect_timeout=connect_timeout,
-    )
-    handshake = ClientHandshake(
-        host,
-        port,
-        resource,
-        secure=context is not None,
+    options = _Options.build(
         subprotocols=subprotocols,
         extra_headers=extra_headers,
-        extensions=factories,
-    )
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    deadline = trio.current_time() + connect_timeout
-    stream: trio.abc.Stream | None = None
-    with trio.move_on_at(deadline):
-        try:
-            if context is None:
-                stream = await trio.open_tcp_stream(host, port)
-            else:
-                stream = await trio.open_ssl_over_tcp_stream(
-                    host, port, ssl_context=context, https_compatible=True
-                )
-        except OSError as exc:
-            raise HandshakeError(f"cannot connect to {where}: {exc}") from exc
-    if stream is None:
-        raise ConnectionTimeout(
-            f"opening a WebSocket connection to {where} took more than {connect_timeout} seconds"
-        )
-    return await _start_client(
-        nursery,
-        stream,
-        handshake,
-        resource,
-        where=where,
-        deadline=deadline,
-        connect_timeout=connect_timeout,
+        extensions=extensions,
+        compression=compression,
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
         receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        proxy=proxy,
+        max_redirects=max_redirects,
     )
+    context = _ssl_context(use_ssl)
+    target = _Target(context is not None, host, port, resource)
+    return await _connect(nursery, target, context, options)
 
 
 async def connect_websocket_url(
@@ -473,13 +839,16 @@ async def connect_websocket_url(
     disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    proxy: ProxyOption = True,
+    max_redirects: int = 10,
 ) -> WebSocketConnection:
     """Connect to a ``ws://`` or ``wss://`` URL; like :func:`connect_websocket`.
 
     Args:
         nursery: where the connection's tasks run.
         url: the URL; ``user:password@`` becomes a Basic ``Authorization``
-            header unless ``extra_headers`` has one.
+            header unless ``extra_headers`` has one (kept across redirects
+            within the origin only).
         ssl_context: the TLS context for ``wss`` (``None``: the default one).
         subprotocols: see :func:`connect_websocket`, as are the others.
         extra_headers: see :func:`connect_websocket`.
@@ -492,20 +861,16 @@ async def connect_websocket_url(
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
         ping_timeout: see :func:`connect_websocket`.
+        proxy: see :func:`connect_websocket`.
+        max_redirects: see :func:`connect_websocket`.
 
     Raises:
         ValueError: the URL is not a valid WebSocket URL (see :func:`parse_url`).
         HandshakeError: and its subclasses, as :func:`connect_websocket`.
     """
-    host, port, resource, use_ssl, authorization = parse_url(url, ssl_context)
-    return await connect_websocket(
-        nursery,
-        host,
-        port,
-        resource,
-        use_ssl=use_ssl,
+    options = _Options.build(
         subprotocols=subprotocols,
-        extra_headers=_with_authorization(extra_headers, authorization),
+        extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
         message_queue_size=message_queue_size,
@@ -515,7 +880,79 @@ async def connect_websocket_url(
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        proxy=proxy,
+        max_redirects=max_redirects,
     )
+    return await _connect(nursery, _url_target(url, ssl_context), ssl_context, options)
+
+
+async def connect_websocket_unix(
+    nursery: trio.Nursery,
+    path: str | os.PathLike[str],
+    resource: str = "/",
+    *,
+    use_ssl: bool | ssl.SSLContext = False,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: ExtraHeaders = None,
+    extensions: Sequence[ClientExtensionFactory] | None = None,
+    compression: str | None = "deflate",
+    message_queue_size: int = 16,
+    max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
+    connect_timeout: float = 10,
+    disconnect_timeout: float = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    max_redirects: int = 10,
+) -> WebSocketConnection:
+    """Connect to a WebSocket server on a Unix socket; like :func:`connect_websocket`.
+
+    The request is the one for ``ws://localhost/`` + ``resource`` (``Host:
+    localhost``, as websockets sends it); with ``use_ssl`` the certificate
+    is checked for ``localhost``. No proxy is used. Redirects are followed
+    over the same socket while they stay on that origin; one elsewhere
+    raises :class:`RedirectError`.
+
+    Args:
+        nursery: where the connection's tasks run.
+        path: the socket file's path.
+        resource: the request target, path and query.
+        use_ssl: see :func:`connect_websocket`, as are the others.
+        subprotocols: see :func:`connect_websocket`.
+        extra_headers: see :func:`connect_websocket`; a ``Host`` here
+            replaces ``localhost``.
+        extensions: see :func:`connect_websocket`.
+        compression: see :func:`connect_websocket`.
+        message_queue_size: see :func:`connect_websocket`.
+        max_message_size: see :func:`connect_websocket`.
+        receive_buffer_size: see :func:`connect_websocket`.
+        connect_timeout: see :func:`connect_websocket`.
+        disconnect_timeout: see :func:`connect_websocket`.
+        ping_interval: see :func:`connect_websocket`.
+        ping_timeout: see :func:`connect_websocket`.
+        max_redirects: see :func:`connect_websocket`.
+
+    Raises:
+        HandshakeError: and its subclasses, as :func:`connect_websocket`
+            (``cannot connect to unix:PATH`` when nobody listens there).
+    """
+    options = _Options.build(
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        extensions=extensions,
+        compression=compression,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        max_redirects=max_redirects,
+    )
+    context = _ssl_context(use_ssl)
+    target = _unix_target(path, resource, secure=context is not None)
+    return await _connect(nursery, target, context, options)
 
 
 @asynccontextmanager
@@ -536,6 +973,8 @@ async def open_websocket(
     disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    proxy: ProxyOption = True,
+    max_redirects: int = 10,
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect as :func:`connect_websocket` does; close on leaving the block.
 
@@ -560,6 +999,8 @@ async def open_websocket(
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
         ping_timeout: see :func:`connect_websocket`.
+        proxy: see :func:`connect_websocket`.
+        max_redirects: see :func:`connect_websocket`.
 
     Raises:
         HandshakeError: and its subclasses, as :func:`connect_websocket`.
@@ -567,55 +1008,26 @@ async def open_websocket(
             within ``disconnect_timeout`` (the connection is closed anyway;
             not raised when the block itself raised).
     """
-    error: BaseException | None = None
-    connection: WebSocketConnection | None = None
-    # Shielded once the block raised, so that its exception leaves unchanged:
-    # an enclosing deadline that expires during the close (or at the
-    # nursery's exit, a checkpoint too) would otherwise replace it with a
-    # Cancelled that the deadline's own scope then swallows.
-    guard = trio.CancelScope()
-    with guard:
-        async with trio.open_nursery() as nursery:
-            try:
-                connection = await connect_websocket(
-                    nursery,
-                    host,
-                    port,
-                    resource,
-                    use_ssl=use_ssl,
-                    subprotocols=subprotocols,
-                    extra_headers=extra_headers,
-                    extensions=extensions,
-                    compression=compression,
-                    message_queue_size=message_queue_size,
-                    max_message_size=max_message_size,
-                    receive_buffer_size=receive_buffer_size,
-                    connect_timeout=connect_timeout,
-                    disconnect_timeout=disconnect_timeout,
-                    ping_interval=ping_interval,
-                    ping_timeout=ping_timeout,
-                )
-            except BaseException as exc:
-                # Raised outside the nursery below, so that it is not wrapped.
-                error = exc
-            if connection is not None:
-                try:
-                    yield connection
-                except BaseException as exc:
-                    error = exc
-                if error is None:
-                    await connection.aclose(CloseCode.NORMAL_CLOSURE)
-                else:
-                    guard.shield = True
-                    with trio.move_on_after(disconnect_timeout):  # bounded all the same
-                        await connection.aclose(CloseCode.INTERNAL_ERROR)
-                    nursery.cancel_scope.cancel()
-    if error is not None:
-        raise error
-    if connection is not None and connection.closing_timed_out:
-        raise DisconnectionTimeout(
-            f"the server did not finish the closing handshake within {disconnect_timeout} seconds"
-        )
+    options = _Options.build(
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        extensions=extensions,
+        compression=compression,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        proxy=proxy,
+        max_redirects=max_redirects,
+    )
+    context = _ssl_context(use_ssl)
+    target = _Target(context is not None, host, port, resource)
+    connect = partial(_connect, target=target, context=context, options=options)
+    async with _open(connect, disconnect_timeout) as connection:
+        yield connection
 
 
 @asynccontextmanager
@@ -634,6 +1046,8 @@ async def open_websocket_url(
     disconnect_timeout: float = 10,
     ping_interval: float | None = 20,
     ping_timeout: float | None = 20,
+    proxy: ProxyOption = True,
+    max_redirects: int = 10,
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect to a ``ws://`` or ``wss://`` URL; like :func:`open_websocket`.
 
@@ -651,19 +1065,16 @@ async def open_websocket_url(
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
         ping_timeout: see :func:`connect_websocket`.
+        proxy: see :func:`connect_websocket`.
+        max_redirects: see :func:`connect_websocket`.
 
     Raises:
         ValueError: the URL is not a valid WebSocket URL.
         HandshakeError, DisconnectionTimeout: as :func:`open_websocket`.
     """
-    host, port, resource, use_ssl, authorization = parse_url(url, ssl_context)
-    async with open_websocket(
-        host,
-        port,
-        resource,
-        use_ssl=use_ssl,
+    options = _Options.build(
         subprotocols=subprotocols,
-        extra_headers=_with_authorization(extra_headers, authorization),
+        extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
         message_queue_size=message_queue_size,
@@ -673,5 +1084,74 @@ async def open_websocket_url(
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
-    ) as connection:
+        proxy=proxy,
+        max_redirects=max_redirects,
+    )
+    target = _url_target(url, ssl_context)
+    connect = partial(_connect, target=target, context=ssl_context, options=options)
+    async with _open(connect, disconnect_timeout) as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def open_websocket_unix(
+    path: str | os.PathLike[str],
+    resource: str = "/",
+    *,
+    use_ssl: bool | ssl.SSLContext = False,
+    subprotocols: Sequence[str] | None = None,
+    extra_headers: ExtraHeaders = None,
+    extensions: Sequence[ClientExtensionFactory] | None = None,
+    compression: str | None = "deflate",
+    message_queue_size: int = 16,
+    max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
+    connect_timeout: float = 10,
+    disconnect_timeout: float = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    max_redirects: int = 10,
+) -> AsyncIterator[WebSocketConnection]:
+    """Connect to a WebSocket server on a Unix socket; like :func:`open_websocket`.
+
+    See :func:`connect_websocket_unix` for the request it sends.
+
+    Args:
+        path: see :func:`connect_websocket_unix`.
+        resource: see :func:`connect_websocket`, as are the others.
+        use_ssl: see :func:`connect_websocket`.
+        subprotocols: see :func:`connect_websocket`.
+        extra_headers: see :func:`connect_websocket`.
+        extensions: see :func:`connect_websocket`.
+        compression: see :func:`connect_websocket`.
+        message_queue_size: see :func:`connect_websocket`.
+        max_message_size: see :func:`connect_websocket`.
+        receive_buffer_size: see :func:`connect_websocket`.
+        connect_timeout: see :func:`connect_websocket`.
+        disconnect_timeout: see :func:`connect_websocket`.
+        ping_interval: see :func:`connect_websocket`.
+        ping_timeout: see :func:`connect_websocket`.
+        max_redirects: see :func:`connect_websocket`.
+
+    Raises:
+        HandshakeError, DisconnectionTimeout: as :func:`open_websocket`.
+    """
+    options = _Options.build(
+        subprotocols=subprotocols,
+        extra_headers=extra_headers,
+        extensions=extensions,
+        compression=compression,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        max_redirects=max_redirects,
+    )
+    context = _ssl_context(use_ssl)
+    target = _unix_target(path, resource, secure=context is not None)
+    connect = partial(_connect, target=target, context=context, options=options)
+    async with _open(connect, disconnect_timeout) as connection:
         yield connection

@@ -1,13 +1,16 @@
 """Where a connection runs: the addresses of streams and listeners, as trio-websocket gives them.
 
 Strategy: TCP and TLS streams and listeners have socket addresses, which become
-an :class:`Endpoint`; anything else (an in-memory stream in a test, a Unix
-socket) is described by its ``repr``, so a caller always gets something to log.
+an :class:`Endpoint`. A Unix socket is named as nginx names it in its logs:
+``"unix:/run/app.sock"`` for its path, and ``"unix:"`` for the unnamed end
+(the client's, as a rule). Anything else (an in-memory stream in a test) is
+described by its ``repr``, so a caller always gets something to log.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Final
 
 import attrs
@@ -20,10 +23,14 @@ __all__ = [
     "listener_endpoint",
     "stream_endpoint",
     "stream_endpoints",
+    "unix_endpoint",
 ]
 
 #: RFC 6455 §3: "the default for "ws" is port 80, while the default for "wss" is port 443".
 _DEFAULT_PORTS: Final = {False: 80, True: 443}
+
+#: The Unix socket family, or -1 where there is none (Windows before 10).
+_AF_UNIX: Final[int] = getattr(socket, "AF_UNIX", -1)
 
 
 @attrs.frozen
@@ -56,8 +63,23 @@ class Endpoint:
         return f"{scheme}://{host}:{self.port}"
 
 
+def unix_endpoint(address: str | bytes) -> str:
+    """Name a Unix socket address: ``"unix:"`` and its path (``@name`` in Linux's abstract space).
+
+    An unnamed socket (a client's, unless it bound one) gives ``"unix:"``.
+    """
+    if isinstance(address, bytes):  # Linux's abstract namespace: a leading NUL byte
+        address = "@" + address[1:].decode("utf-8", "backslashreplace")
+    elif address.startswith("\0"):
+        address = "@" + address[1:]
+    return f"unix:{address}"
+
+
 def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
-    """Return the local or remote :class:`Endpoint` of a TCP/TLS stream, else its ``repr``."""
+    """Return the local or remote :class:`Endpoint` of a TCP/TLS stream, else its ``repr``.
+
+    A Unix socket stream gives a ``"unix:..."`` string (see :func:`unix_endpoint`).
+    """
     is_ssl = False
     inner: object = stream
     if isinstance(stream, trio.SSLStream):
@@ -66,6 +88,8 @@ def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
     if isinstance(inner, trio.SocketStream):
         try:
             name = inner.socket.getsockname() if local else inner.socket.getpeername()
+            if inner.socket.family == _AF_UNIX:
+                return unix_endpoint(name)
             return Endpoint(name[0], name[1], is_ssl)
         except (OSError, ValueError, IndexError, TypeError):
             pass  # closed already, or not an IP socket
@@ -78,7 +102,10 @@ def stream_endpoints(stream: trio.abc.Stream) -> tuple[Endpoint | str, Endpoint 
 
 
 def listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint | str:
-    """Return the :class:`Endpoint` a TCP/TLS listener is bound to, else its ``repr``."""
+    """Return the :class:`Endpoint` a TCP/TLS listener is bound to, else its ``repr``.
+
+    A Unix socket listener gives ``"unix:"`` and its path.
+    """
     is_ssl = False
     inner: object = listener
     if isinstance(listener, trio.SSLListener):
@@ -88,6 +115,8 @@ def listener_endpoint(listener: trio.abc.Listener[trio.abc.Stream]) -> Endpoint 
         inner = inner.transport_listener
     if isinstance(inner, trio.SocketListener):
         try:
+            if inner.socket.family == _AF_UNIX:
+                return unix_endpoint(inner.socket.getsockname())
             address, port, *_ = inner.socket.getsockname()
             return Endpoint(address, port, is_ssl)
         except (OSError, ValueError, TypeError):

@@ -17,8 +17,13 @@ caller accepted, and leaves the answer and the connection's lifetime to it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
+import os
+import socket
 import ssl
+import stat
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Final, TypeAlias, final
 
@@ -50,6 +55,7 @@ __all__ = [
     "WebSocketRequest",
     "WebSocketServer",
     "serve_websocket",
+    "serve_websocket_unix",
     "wrap_server_stream",
 ]
 
@@ -865,6 +871,156 @@ async def serve_websocket(
         max_header_count=max_header_count,
     )
     await server.run(task_status=task_status)
+
+
+#: The listen(2) backlog of a Unix socket: trio's own for TCP listeners
+#: (0xFFFF); the kernel caps it at ``net.core.somaxconn``.
+UNIX_BACKLOG: Final = 0xFFFF
+
+
+def _remove_stale_socket(path: str) -> None:
+    """Remove a Unix socket file that no server listens on any more; refuse a live one.
+
+    A server that was killed leaves its socket file behind, and bind(2) then
+    fails with EADDRINUSE; asyncio removes any such file, which would also
+    steal the path from a server still running. Here a connection attempt
+    tells them apart (a refused one means nobody listens). Anything that is
+    not a socket is left for bind(2) to refuse.
+    """
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.setblocking(False)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            os.unlink(path)
+            return
+        except BlockingIOError:
+            pass  # a full backlog: someone listens
+    raise OSError(errno.EADDRINUSE, f"a server already listens on Unix socket {path!r}")
+
+
+async def serve_websocket_unix(
+    handler: Handler,
+    path: str | os.PathLike[str],
+    ssl_context: ssl.SSLContext | None = None,
+    *,
+    handler_nursery: trio.Nursery | None = None,
+    extensions: Sequence[ServerExtensionFactory] | None = None,
+    compression: str | None = "deflate",
+    message_queue_size: int = 16,
+    max_message_size: int | None = 2**20,
+    receive_buffer_size: int | None = RECEIVE_SIZE,
+    connect_timeout: float = 10,
+    disconnect_timeout: float = 10,
+    ping_interval: float | None = 20,
+    ping_timeout: float | None = 20,
+    origins: Collection[str | None] | None = None,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+    task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve WebSocket connections on a Unix socket until cancelled or closed.
+
+    :func:`serve_websocket` on a Unix socket instead of TCP: for a server
+    behind a reverse proxy on the same machine (nginx's ``proxy_pass
+    http://unix:/run/app.sock``), where file permissions, not a port, say who
+    may connect. Use as ``server = await nursery.start(serve_websocket_unix,
+    handler, path)``; ``server.listeners`` is ``["unix:" + path]``, and
+    ``request.local`` / ``request.remote`` are ``"unix:/run/app.sock"`` and
+    ``"unix:"`` (a client's socket has no name). Shutdown is as
+    :func:`serve_websocket`'s.
+
+    A socket file that no server listens on any more (left by a server that
+    was killed) is replaced; the file is removed when the server stops, unless
+    another file took its place meanwhile.
+
+    Args:
+        handler: ``async def handler(request: WebSocketRequest)``.
+        path: the socket file's path (``"\\0name"``: Linux's abstract
+            namespace, no file). Its permissions follow the umask; change them
+            with :func:`os.chmod` once ``nursery.start`` returned.
+        ssl_context: a server :class:`ssl.SSLContext` for ``wss``, or ``None``.
+        handler_nursery: see :class:`WebSocketServer`, as are the others.
+        extensions: see :class:`WebSocketServer`.
+        compression: see :class:`WebSocketServer`.
+        message_queue_size: see :class:`WebSocketServer`.
+        max_message_size: see :class:`WebSocketServer`.
+        receive_buffer_size: see :class:`WebSocketServer`.
+        connect_timeout: see :class:`WebSocketServer`.
+        disconnect_timeout: see :class:`WebSocketServer`.
+        ping_interval: see :class:`WebSocketServer`.
+        ping_timeout: see :class:`WebSocketServer`.
+        origins: see :class:`WebSocketServer`.
+        max_header_bytes: see :class:`WebSocketServer`.
+        max_header_count: see :class:`WebSocketServer`.
+        task_status: for ``nursery.start``.
+
+    Raises:
+        OSError: the path cannot be bound (a server already listens there:
+            ``EADDRINUSE``; a file that is not a socket is in the way).
+        ValueError, TypeError: an option is out of range (before binding).
+    """
+    check_ssl_context("ssl_context", ssl_context)
+    _Options.build(  # ValueError/TypeError before binding
+        extensions=extensions,
+        compression=compression,
+        message_queue_size=message_queue_size,
+        max_message_size=max_message_size,
+        receive_buffer_size=receive_buffer_size,
+        connect_timeout=connect_timeout,
+        disconnect_timeout=disconnect_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+        origins=origins,
+        max_header_bytes=max_header_bytes,
+        max_header_count=max_header_count,
+    )
+    path = os.fspath(path)
+    in_file_system = not path.startswith("\0")
+    if in_file_system:
+        _remove_stale_socket(path)
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(path)
+        sock.listen(UNIX_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    bound = os.stat(path).st_ino if in_file_system else None
+    listener: trio.abc.Listener[trio.abc.Stream] = BurstListener(trio.SocketListener(sock))
+    if ssl_context is not None:
+        listener = trio.SSLListener(listener, ssl_context, https_compatible=True)
+    try:
+        server = WebSocketServer(
+            handler,
+            [listener],
+            handler_nursery=handler_nursery,
+            extensions=extensions,
+            compression=compression,
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            origins=origins,
+            max_header_bytes=max_header_bytes,
+            max_header_count=max_header_count,
+        )
+        await server.run(task_status=task_status)
+    finally:
+        # Unlinking first: closing may meet a cancellation, which would skip the rest.
+        if bound is not None:
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_ino == bound:
+                    os.unlink(path)
+        await trio.aclose_forcefully(listener)  # closed already, unless run() never started
 
 
 async def wrap_server_stream(

@@ -433,3 +433,18 @@ def test_trim_heap_does_nothing_without_glibc(monkeypatch: pytest.MonkeyPatch) -
     """Where malloc_trim is missing, trimming is a no-op, not an error."""
     monkeypatch.setattr(engine, "_malloc_trim", None)
     engine.trim_heap()
+
+
+async def test_keepalive_pings_every_interval_when_the_pong_timeout_is_longer(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A prompt pong moves the next ping to ping_interval after the last, not to its deadline."""
+    async with open_raw_pair(ping_interval=1, ping_timeout=10) as (_, peer):
+        pings = 0
+        with trio.move_on_after(10.5):
+            while True:
+                frame = await peer.receive_frame()
+                assert frame.opcode is Opcode.PING
+                pings += 1
+                await peer.send_frame(Frame(Opcode.PONG, frame.data))
+        assert pings == 10

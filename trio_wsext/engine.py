@@ -378,6 +378,8 @@ class ConnectionEngine:
         "_started",
         "_stream_unfinished",
         "_streaming",
+        "_timer_scope",
+        "_timers_after_pong",
         "_unscheduled_calls",
         "_unsent",
         "_unsent_bytes",
@@ -488,6 +490,10 @@ class ConnectionEngine:
         self._writing = False  # the writer task runs (it owns send_all)
         self._corked = False  # a write went straight out since the last yield
         self._pings = PingTracker()
+        # The keepalive's deadline on the reader, and what it becomes when a
+        # pong answers the ping it waits for (see _read_with_timers).
+        self._timer_scope: trio.CancelScope | None = None
+        self._timers_after_pong = math.inf
 
         self._phase = _OPEN
         self._closed: CloseReason | None = None
@@ -1239,6 +1245,10 @@ class ConnectionEngine:
                 self._frame_control(functools.partial(self.protocol.send_pong, event.payload))
         elif type(event) is Pong:
             self._pings.pong_received(event.payload)
+            scope = self._timer_scope
+            if scope is not None and self._timers_after_pong < scope.deadline:
+                # The reader waited for this pong: its next deadline is the next ping.
+                scope.deadline = self._timers_after_pong
         elif type(event) is CloseReceived:
             self._on_close_received(event.code, event.reason)
         else:
@@ -1465,9 +1475,14 @@ class ConnectionEngine:
         pong_deadline = math.inf
         while self._phase is _OPEN:
             deadline = min(pong_deadline if waiter is not None else next_ping, next_release)
-            with trio.CancelScope(deadline=deadline):
-                await self._read()
-                return
+            self._timers_after_pong = min(next_ping, next_release)
+            with trio.CancelScope(deadline=deadline) as scope:
+                self._timer_scope = scope
+                try:
+                    await self._read()
+                    return
+                finally:
+                    self._timer_scope = None
             now = trio.current_time()
             if self._leaving():
                 break  # no more pings: the closing handshake has its own timeout

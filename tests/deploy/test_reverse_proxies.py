@@ -494,11 +494,6 @@ async def test_ping_interval_outlives_idle_timeout(deploy: Deployer, pinger: str
     assert silence.wire_bytes >= 6 * int(IDLE_TIMEOUT * 3 / PING_INTERVAL / 2), silence
 
 
-@pytest.mark.xfail(
-    reason="the keepalive sends its next ping at the pong deadline (ping_timeout) rather than "
-    "ping_interval after the previous ping when ping_timeout > ping_interval",
-    strict=True,
-)
 async def test_ping_interval_outlives_idle_timeout_with_long_ping_timeout(
     deploy: Deployer,
 ) -> None:

@@ -315,13 +315,14 @@ def test_connect_407_names_the_proxy_status_and_what_to_do() -> None:
     assert isinstance(error, ProxyError)
 
 
-def test_connect_407_with_credentials_says_they_were_refused() -> None:
-    """407 although credentials were sent: the message names the user, never the password."""
+@pytest.mark.parametrize("status", [b"407 Denied", b"401 Unauthorized"], ids=["407", "401"])
+def test_connect_407_with_credentials_says_they_were_refused(status: bytes) -> None:
+    """407 (or tinyproxy's 401) despite credentials: the user is named, never the password."""
     connect = HTTPConnect(ALICE, "example.com", 443)
     with pytest.raises(ProxyStatusError) as caught:
-        connect.receive_data(b"HTTP/1.1 407 Denied\r\nContent-Length: 0\r\n\r\n")
+        connect.receive_data(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
     assert str(caught.value).endswith(
-        ": HTTP 407 Denied (the credentials of user 'alice' were refused)"
+        f": HTTP {status.decode()} (the credentials of user 'alice' were refused)"
     )
     assert "s3cret" not in str(caught.value)
 

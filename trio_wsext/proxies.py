@@ -88,6 +88,12 @@ PROXY_SCHEMES: Final = {
 #: The extra that installs python-socks, named in the ImportError without it.
 SOCKS_EXTRA: Final = "trio_wsext[socks]"
 
+#: The answers to CONNECT that are about the proxy's credentials: RFC 9110
+#: §15.5.8's 407, and 401, which tinyproxy sends for wrong credentials.
+_AUTHENTICATION_STATUSES: Final = frozenset(
+    {http.HTTPStatus.PROXY_AUTHENTICATION_REQUIRED, http.HTTPStatus.UNAUTHORIZED}
+)
+
 #: Bytes asked of the stream per read while the proxy's answer arrives.
 RECEIVE_SIZE: Final = 65536
 
@@ -384,7 +390,9 @@ class HTTPConnect:
             f"proxy {self.proxy} refused to open a tunnel to {self.target}:"
             f" HTTP {response.status_code} {reason}".rstrip()
         )
-        if response.status_code == http.HTTPStatus.PROXY_AUTHENTICATION_REQUIRED:
+        # A proxy asks for credentials with 407; tinyproxy answers wrong ones
+        # with 401, which, to a CONNECT, can only be the proxy's word too.
+        if response.status_code in _AUTHENTICATION_STATUSES:
             if self.proxy.username is None:
                 message += " (give credentials in the proxy URL: scheme://user:password@host)"
             else:

@@ -20,6 +20,7 @@ from trio_wsext import (
     ConnectionRejected,
     ConnectionTimeout,
     DisconnectionTimeout,
+    Endpoint,
     HandshakeError,
     WebSocketRequest,
     WebSocketServer,
@@ -567,6 +568,7 @@ async def test_client_runs_tls_with_the_target_inside_the_tunnel(
             url = f"wss://localhost:{server.port}/"
             proxy = f"http://127.0.0.1:{port}"
             async with open_websocket_url(url, tls_client_context, proxy=proxy) as ws:
+                assert ws.remote == Endpoint("127.0.0.1", port, is_ssl=True)  # the proxy
                 await ws.send_message("tls in the tunnel")
                 assert await ws.get_message() == "tls in the tunnel"
     assert heads[0].startswith(f"CONNECT localhost:{server.port} HTTP/1.1\r\n".encode())

@@ -82,8 +82,8 @@ def stream_endpoint(stream: trio.abc.Stream, *, local: bool) -> Endpoint | str:
     """
     is_ssl = False
     inner: object = stream
-    if isinstance(stream, trio.SSLStream):
-        inner = stream.transport_stream
+    while isinstance(inner, trio.SSLStream):  # TLS in TLS: wss through an https:// proxy
+        inner = inner.transport_stream
         is_ssl = True
     if isinstance(inner, trio.SocketStream):
         try:

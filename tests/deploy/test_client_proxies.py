@@ -360,6 +360,7 @@ async def test_client_echoes_through_an_https_proxy(
     context = client_context if secure else None
     with trio.fail_after(TIMEOUT):
         async with open_websocket_url(servers.url(secure), context, proxy=https_proxy) as ws:
+            assert port_of(ws.remote) == proxy_port(https_proxy)  # TLS in TLS for wss
             await check_echo(ws)
 
 

@@ -128,6 +128,9 @@ class WebSocketConnection(trio.abc.AsyncResource):
         endpoints: the stream's ``(local, remote)`` endpoints, for a caller
             that read them already (a server, for its log lines); by default
             they are read from the stream.
+        http_version: the HTTP version of the opening handshake: ``"1.1"``
+            (an Upgrade), or ``"2"`` (an extended CONNECT over one stream of
+            an HTTP/2 connection, :rfc:`8441`); see :attr:`http_version`.
 
     Raises:
         ValueError, TypeError: an argument is out of range or of the wrong type.
@@ -136,6 +139,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
     # Slots, not a __dict__: an idle server holds thousands of these.
     __slots__ = (
         "_engine",
+        "_http_version",
         "_is_client",
         "_path",
         "_request_headers",
@@ -163,7 +167,10 @@ class WebSocketConnection(trio.abc.AsyncResource):
         ping_timeout: float | None = 20,
         log_name: str | None = None,
         endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
+        http_version: str = "1.1",
     ) -> None:
+        if http_version not in {"1.1", "2"}:
+            raise ValueError(f"http_version must be '1.1' or '2', not {http_version!r}")
         self._engine = ConnectionEngine(
             stream,
             is_client=is_client,
@@ -180,6 +187,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             endpoints=endpoints,
         )
         self._is_client = is_client
+        self._http_version = http_version
         self._path = path
         self._subprotocol = subprotocol
         self._request_headers = list(request_headers or [])
@@ -232,6 +240,16 @@ class WebSocketConnection(trio.abc.AsyncResource):
     def path(self) -> str:
         """The request target of the opening handshake (path and query)."""
         return self._path
+
+    @property
+    def http_version(self) -> str:
+        """The HTTP version the opening handshake used: ``"1.1"`` or ``"2"``.
+
+        ``"2"`` means the WebSocket runs over one stream of an HTTP/2
+        connection (:rfc:`8441`), which other WebSockets may share; its
+        frames and extensions are the same either way.
+        """
+        return self._http_version
 
     @property
     def is_client(self) -> bool:

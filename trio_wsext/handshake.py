@@ -73,6 +73,9 @@ __all__ = [
     "HandshakeRequest",
     "ServerHandshake",
     "accept_key",
+    "negotiate_request",
+    "negotiate_response",
+    "origin_refusal",
 ]
 
 ExtraHeaders: TypeAlias = HeadersLike | None
@@ -418,31 +421,7 @@ class ClientHandshake:
         accept = _single(values, "Sec-WebSocket-Accept")
         if accept != accept_key(self.key):
             raise InvalidHeader("Sec-WebSocket-Accept", accept)
-        # "If the response includes a |Sec-WebSocket-Extensions| header field
-        # and this header field indicates the use of an extension that was not
-        # present in the client's handshake ..., the client MUST _Fail the
-        # WebSocket Connection_." (negotiate_client enforces it.)
-        extensions = negotiate_client(
-            self._factories,
-            parse_extension_header(values.get("sec-websocket-extensions", [])),
-        )
-        # "If the response includes a |Sec-WebSocket-Protocol| header field
-        # and this header field indicates the use of a subprotocol that was
-        # not present in the client's handshake ..., the client MUST _Fail the
-        # WebSocket Connection_."
-        subprotocol: str | None = None
-        protocol = values.get("sec-websocket-protocol", [])
-        if protocol:
-            chosen = parse_subprotocol_header(protocol)
-            if len(chosen) > 1:
-                raise InvalidHeader(
-                    "Sec-WebSocket-Protocol", ", ".join(protocol), f"several values: {chosen!r}"
-                )
-            if chosen[0] not in self._subprotocols:
-                raise NegotiationError(
-                    f"server chose subprotocol {chosen[0]!r}, which was not offered"
-                )
-            subprotocol = chosen[0]
+        subprotocol, extensions = negotiate_response(values, self._factories, self._subprotocols)
         return ClientHandshakeResult(
             subprotocol=subprotocol,
             extensions=extensions,
@@ -482,6 +461,98 @@ def check_origins(origins: object) -> frozenset[str | None] | None:
         if origin is not None and not isinstance(origin, str):
             raise TypeError(f"origins must hold str or None, not {type(origin).__name__}")
     return frozenset(origins)
+
+
+def origin_refusal(
+    values: Mapping[str, list[str]], origins: frozenset[str | None] | None
+) -> HandshakeError | None:
+    """Return why a request's ``Origin`` is refused (answer 403), or ``None`` if it is allowed.
+
+    ``values`` is the request's headers as :func:`~trio_wsext.headers.index_headers`
+    gives them; ``origins`` as :func:`check_origins` returns them (``None``
+    admits any request). Shared by the HTTP/1.1 and the HTTP/2 handshakes.
+    """
+    if origins is None:
+        return None
+    origin = values.get("origin", [])
+    if len(origin) > 1 or (origin[0] if origin else None) not in origins:
+        shown = ", ".join(origin) if origin else "none"
+        return HandshakeError(f"origin not allowed: {shown[:100]}")
+    return None
+
+
+def negotiate_request(
+    request: HandshakeRequest,
+    subprotocol: str | None,
+    extensions: Sequence[ServerExtensionFactory],
+) -> tuple[Headers, list[Extension]]:
+    """Settle a request's subprotocol and extensions: the response headers, and what to run.
+
+    Shared by the HTTP/1.1 (101) and the HTTP/2 (200, :rfc:`8441`) answers.
+
+    Returns:
+        ``Sec-WebSocket-Protocol`` and ``Sec-WebSocket-Extensions`` headers
+        (those that apply), and the negotiated extensions in chain order.
+
+    Raises:
+        ValueError: ``subprotocol`` was not offered by the client.
+    """
+    # RFC 6455 §4.2.2: the server's subprotocol must be "one of the values
+    # the client sent in its handshake" (the client fails otherwise).
+    if subprotocol is not None and subprotocol not in request.subprotocols:
+        raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+    response, active = negotiate_server(extensions, request.extensions)
+    headers: Headers = []
+    if subprotocol is not None:
+        headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
+    if response:
+        headers.append(
+            (b"Sec-WebSocket-Extensions", build_extension_header(response).encode("ascii"))
+        )
+    return headers, active
+
+
+def negotiate_response(
+    values: Mapping[str, list[str]],
+    factories: Sequence[ClientExtensionFactory],
+    subprotocols: Sequence[str],
+) -> tuple[str | None, list[Extension]]:
+    """Check the subprotocol and extensions of a server's answer; build the extensions.
+
+    Shared by the HTTP/1.1 (101) and the HTTP/2 (2xx, :rfc:`8441`) answers.
+    ``values`` is the response's headers as
+    :func:`~trio_wsext.headers.index_headers` gives them.
+
+    Returns:
+        The chosen subprotocol (or ``None``) and the negotiated extensions.
+
+    Raises:
+        InvalidHeader: several subprotocols, or a malformed header.
+        NegotiationError: an extension or subprotocol that was not offered,
+            or a factory refused the answer.
+    """
+    # "If the response includes a |Sec-WebSocket-Extensions| header field
+    # and this header field indicates the use of an extension that was not
+    # present in the client's handshake ..., the client MUST _Fail the
+    # WebSocket Connection_." (negotiate_client enforces it.)
+    extensions = negotiate_client(
+        factories, parse_extension_header(values.get("sec-websocket-extensions", []))
+    )
+    # "If the response includes a |Sec-WebSocket-Protocol| header field
+    # and this header field indicates the use of a subprotocol that was
+    # not present in the client's handshake ..., the client MUST _Fail the
+    # WebSocket Connection_."
+    protocol = values.get("sec-websocket-protocol", [])
+    if not protocol:
+        return None, extensions
+    chosen = parse_subprotocol_header(protocol)
+    if len(chosen) > 1:
+        raise InvalidHeader(
+            "Sec-WebSocket-Protocol", ", ".join(protocol), f"several values: {chosen!r}"
+        )
+    if chosen[0] not in subprotocols:
+        raise NegotiationError(f"server chose subprotocol {chosen[0]!r}, which was not offered")
+    return chosen[0], extensions
 
 
 def request_path(target: str) -> str | None:
@@ -718,11 +789,9 @@ class ServerHandshake:
             raise self._fail(
                 400, HandshakeError(f"request target is not a path: {event.target[:100]!r}")
             )
-        if self.origins is not None:
-            origin = values.get("origin", [])
-            if len(origin) > 1 or (origin[0] if origin else None) not in self.origins:
-                shown = ", ".join(origin) if origin else "none"
-                raise self._fail(403, HandshakeError(f"origin not allowed: {shown[:100]}"))
+        refusal = origin_refusal(values, self.origins)
+        if refusal is not None:
+            raise self._fail(403, refusal)
         return HandshakeRequest(
             method=method,
             path=path,
@@ -762,24 +831,15 @@ class ServerHandshake:
             ValueError: the subprotocol was not offered, or an extra header
                 is invalid or reserved.
         """
-        # RFC 6455 §4.2.2: the server's subprotocol must be "one of the values
-        # the client sent in its handshake" (the client fails otherwise).
-        if subprotocol is not None and subprotocol not in request.subprotocols:
-            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        negotiated, active = negotiate_request(request, subprotocol, extensions or ())
         extra = normalize_headers(extra_headers, reserved=_ACCEPT_RESERVED)
-        response, active = negotiate_server(extensions or (), request.extensions)
         headers: Headers = [
             (b"Upgrade", b"websocket"),
             (b"Connection", b"Upgrade"),
             (b"Sec-WebSocket-Accept", accept_key(request.key).encode("ascii")),
+            *negotiated,
+            *extra,
         ]
-        if subprotocol is not None:
-            headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("ascii")))
-        if response:
-            headers.append(
-                (b"Sec-WebSocket-Extensions", build_extension_header(response).encode("ascii"))
-            )
-        headers += extra
         return _build_head(_status_line(101), headers), active, headers
 
     def reject(

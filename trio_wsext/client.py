@@ -22,7 +22,6 @@ can leave them is the caller's own, which they re-raise unwrapped (no
 from __future__ import annotations
 
 import base64
-import itertools
 import os
 import ssl
 import urllib.parse
@@ -541,7 +540,8 @@ async def _connect(
     """
     deadline = trio.current_time() + options.connect_timeout
     extra_headers = options.extra_headers
-    for redirects in itertools.count():
+    redirects = 0
+    while True:
         handshake = ClientHandshake(  # ValueError for a bad argument, before any I/O
             target.host,
             target.port,
@@ -584,7 +584,7 @@ async def _connect(
                     if _header_name(name) not in CROSS_ORIGIN_HEADERS
                 ]
             target = new
-    raise AssertionError("unreachable")  # pragma: no cover - itertools.count() never ends
+            redirects += 1
 
 
 @asynccontextmanager

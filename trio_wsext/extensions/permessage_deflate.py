@@ -326,8 +326,8 @@ class ClientPerMessageDeflateFactory(_FactorySettings, ClientExtensionFactory):
             accepted_extensions: the extensions accepted so far.
 
         Raises:
-            NegotiationError: RFC 7692 §7.1: the client "MUST _Fail the
-                WebSocket Connection_" when the response has an undefined
+            NegotiationError: RFC 7692 §7.1: the client "MUST *Fail the
+                WebSocket Connection*" when the response has an undefined
                 parameter, an invalid value, a duplicate, or a configuration
                 the client does not support, such as a window size above
                 the offered one (:class:`InvalidParameterValue`); and for a

@@ -11,6 +11,22 @@ from helpers import open_connection_pair
 
 from trio_wsext.connection import WebSocketConnection
 
+#: The environment variables the client reads a proxy from (proxy=True, the default).
+PROXY_VARIABLES = [
+    f"{scheme}_proxy" for scheme in ("http", "https", "ws", "wss", "all", "socks", "no")
+]
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a developer's ``HTTPS_PROXY`` & co. out of the loopback tests.
+
+    The proxy tests set their own variables in the test.
+    """
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
 
 @pytest.fixture
 async def connection_pair() -> AsyncIterator[tuple[WebSocketConnection, WebSocketConnection]]:

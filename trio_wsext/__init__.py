@@ -10,8 +10,10 @@ from __future__ import annotations
 from .broadcasting import BroadcastResult, broadcast
 from .client import (
     connect_websocket,
+    connect_websocket_unix,
     connect_websocket_url,
     open_websocket,
+    open_websocket_unix,
     open_websocket_url,
     wrap_client_stream,
 )
@@ -31,10 +33,19 @@ from .exceptions import (
     NegotiationError,
     PayloadTooBig,
     ProtocolError,
+    ProxyError,
+    ProxyStatusError,
+    RedirectError,
     WebSocketError,
 )
 from .frames import Close, CloseCode, CloseReason, Frame, Opcode
-from .server import WebSocketRequest, WebSocketServer, serve_websocket, wrap_server_stream
+from .server import (
+    WebSocketRequest,
+    WebSocketServer,
+    serve_websocket,
+    serve_websocket_unix,
+    wrap_server_stream,
+)
 
 #: The release, as trio-websocket exposes its own; kept equal to pyproject.toml's
 #: ``version`` (tests/test_parity.py checks it).
@@ -62,16 +73,22 @@ __all__ = [
     "Opcode",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
+    "ProxyStatusError",
+    "RedirectError",
     "WebSocketConnection",
     "WebSocketError",
     "WebSocketRequest",
     "WebSocketServer",
     "broadcast",
     "connect_websocket",
+    "connect_websocket_unix",
     "connect_websocket_url",
     "open_websocket",
+    "open_websocket_unix",
     "open_websocket_url",
     "serve_websocket",
+    "serve_websocket_unix",
     "wrap_client_stream",
     "wrap_server_stream",
 ]

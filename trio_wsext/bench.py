@@ -120,7 +120,7 @@ async def _bench_case(
     Returns:
         Round trips, seconds, application bytes and wire bytes (both directions).
     """
-    async with open_websocket_url(url, compression=compression) as ws:
+    async with open_websocket_url(url, compression=compression, proxy=None) as ws:
         for message in messages[-WARMUP_ROUND_TRIPS:]:
             await ws.send_message(message)
             await ws.get_message()

@@ -39,6 +39,7 @@ from .exceptions import (
     ConnectionTimeout,
     DisconnectionTimeout,
     HandshakeError,
+    RedirectError,
 )
 from .extensions.base import ClientExtensionFactory
 from .extensions.permessage_deflate import enable_client_permessage_deflate
@@ -89,27 +90,6 @@ CROSS_ORIGIN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-autho
 #: The ``Host`` of a request over a Unix socket, as websockets sends it (its
 #: URL is ``ws://localhost/``).
 UNIX_HOST: Final = "localhost"
-
-
-class RedirectError(ConnectionRejected):
-    """The server redirected, and the client did not follow.
-
-    Too many redirects (more than ``max_redirects``), a redirect from ``wss``
-    to ``ws``, a ``Location`` that is not a ``ws``/``wss`` URL, or one to
-    another origin over a Unix socket. A :class:`ConnectionRejected`
-    still: ``status_code``, ``headers`` and ``body`` are the last answer's.
-
-    Attributes:
-        location: the redirect's target, resolved against the request's URL.
-    """
-
-    def __init__(self, message: str, location: str, rejected: ConnectionRejected) -> None:
-        super().__init__(rejected.status_code, rejected.headers, rejected.body)
-        self.message = message
-        self.location = location
-
-    def __str__(self) -> str:
-        return self.message
 
 
 def _client_extensions(

@@ -65,7 +65,7 @@ def describe_deflate(extension: PerMessageDeflate) -> list[str]:
 async def _measure(url: str, compression: str | None, out: TextIO) -> list[int]:
     """Send one sample message per size over a new connection; return the wire bytes of each."""
     wire: list[int] = []
-    async with open_websocket_url(url, compression=compression) as ws:
+    async with open_websocket_url(url, compression=compression, proxy=None) as ws:
         if compression:
             print("Client 1 offers permessage-deflate. The server answers:", file=out)
         else:

@@ -6,7 +6,10 @@ The hierarchy::
     ├── ConnectionClosed            the connection is closed; ``.reason`` says how
     ├── HandshakeError              the opening handshake failed
     │   ├── ConnectionRejected      the server answered with a status other than 101
+    │   │   └── RedirectError       a redirect that was not followed (too many, wss → ws)
     │   ├── ConnectionTimeout       connect + handshake took longer than connect_timeout
+    │   ├── ProxyError              the proxy was unreachable, broke, or refused
+    │   │   └── ProxyStatusError    an HTTP proxy answered CONNECT with a non-2xx status
     │   ├── InvalidHeader           a header is missing or has a wrong value
     │   │   └── InvalidHeaderFormat a header breaks its grammar (RFC 6455 §9.1)
     │   └── NegotiationError        an extension or subprotocol cannot be agreed
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .frames import CloseReason
+    from .proxies import Proxy
 
 __all__ = [
     "ConnectionClosed",
@@ -40,6 +44,9 @@ __all__ = [
     "NegotiationError",
     "PayloadTooBig",
     "ProtocolError",
+    "ProxyError",
+    "ProxyStatusError",
+    "RedirectError",
     "WebSocketError",
 ]
 
@@ -94,12 +101,73 @@ class ConnectionRejected(HandshakeError):
         return text
 
 
+class RedirectError(ConnectionRejected):
+    """The server redirected, and the client did not follow.
+
+    Too many redirects (more than ``max_redirects``), a redirect from ``wss``
+    to ``ws``, a ``Location`` that is not a ``ws``/``wss`` URL, or one to
+    another origin over a Unix socket. A :class:`ConnectionRejected`
+    still: ``status_code``, ``headers`` and ``body`` are the last answer's.
+
+    Attributes:
+        location: the redirect's target, resolved against the request's URL.
+    """
+
+    def __init__(self, message: str, location: str, rejected: ConnectionRejected) -> None:
+        super().__init__(rejected.status_code, rejected.headers, rejected.body)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ConnectionTimeout(HandshakeError):
     """Opening the connection (TCP connect and handshake) took too long."""
 
 
 class DisconnectionTimeout(WebSocketError):
     """The peer did not complete the closing handshake within the timeout."""
+
+
+class ProxyError(HandshakeError):
+    """Connecting through a proxy failed: it was unreachable, broke, or refused.
+
+    Attributes:
+        proxy: the :class:`Proxy` (``str(proxy)`` leaves its credentials out).
+    """
+
+    def __init__(self, message: str, proxy: Proxy) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+
+
+class ProxyStatusError(ProxyError):
+    """An HTTP proxy answered CONNECT with a status other than 2xx.
+
+    Attributes:
+        status_code: the HTTP status code (407: the proxy wants credentials).
+        reason: the reason phrase the proxy sent.
+        headers: the response headers, as ``(name, value)`` byte pairs, names
+            in lowercase.
+        body: the response body, up to 64 KiB of it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        proxy: Proxy,
+        *,
+        status_code: int,
+        reason: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> None:
+        super().__init__(message, proxy)
+        self.status_code = status_code
+        self.reason = reason
+        self.headers = list(headers)
+        self.body = body
 
 
 class InvalidHeader(HandshakeError):

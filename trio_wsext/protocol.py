@@ -644,7 +644,7 @@ class Protocol:
 
     @property
     def assembling(self) -> bool:
-        """Whether a fragmented message is being assembled (its first frame received, not its last).
+        """Whether a fragmented message is being assembled: its first frame in, not its last.
 
         A connection that lets its reader choose between assembling and
         :meth:`stream_next_message` stops parsing here until it has chosen.

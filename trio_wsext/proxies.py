@@ -48,14 +48,13 @@ import math
 import ssl
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
 from typing import Final, final
 
 import attrs
 import h11
 import trio
 
-from .exceptions import HandshakeError
+from .exceptions import ProxyError, ProxyStatusError
 from .handshake import DEFAULT_MAX_HEADER_BYTES, DEFAULT_USER_AGENT, MAX_REJECTION_BODY
 from .headers import build_host
 
@@ -96,46 +95,6 @@ _AUTHENTICATION_STATUSES: Final = frozenset(
 
 #: Bytes asked of the stream per read while the proxy's answer arrives.
 RECEIVE_SIZE: Final = 65536
-
-
-class ProxyError(HandshakeError):
-    """Connecting through a proxy failed: it was unreachable, broke, or refused.
-
-    Attributes:
-        proxy: the :class:`Proxy` (``str(proxy)`` leaves its credentials out).
-    """
-
-    def __init__(self, message: str, proxy: Proxy) -> None:
-        super().__init__(message)
-        self.proxy = proxy
-
-
-class ProxyStatusError(ProxyError):
-    """An HTTP proxy answered CONNECT with a status other than 2xx.
-
-    Attributes:
-        status_code: the HTTP status code (407: the proxy wants credentials).
-        reason: the reason phrase the proxy sent.
-        headers: the response headers, as ``(name, value)`` byte pairs, names
-            in lowercase.
-        body: the response body, up to 64 KiB of it.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        proxy: Proxy,
-        *,
-        status_code: int,
-        reason: str,
-        headers: Sequence[tuple[bytes, bytes]],
-        body: bytes,
-    ) -> None:
-        super().__init__(message, proxy)
-        self.status_code = status_code
-        self.reason = reason
-        self.headers = list(headers)
-        self.body = body
 
 
 @final

@@ -134,7 +134,7 @@ class ProxyError(HandshakeError):
     """Connecting through a proxy failed: it was unreachable, broke, or refused.
 
     Attributes:
-        proxy: the :class:`Proxy` (``str(proxy)`` leaves its credentials out).
+        proxy: the :class:`~trio_wsext.proxies.Proxy` (``str(proxy)`` leaves its credentials out).
     """
 
     def __init__(self, message: str, proxy: Proxy) -> None:

@@ -161,7 +161,7 @@ def frame_unchecked(
 
 @attrs.frozen
 class CloseReason:
-    """Why a connection closed, as :attr:`WebSocketConnection.closed` reports it.
+    """Why a connection closed, as :attr:`trio_wsext.WebSocketConnection.closed` reports it.
 
     Attributes:
         code: the close code (1006 when no close frame was received).

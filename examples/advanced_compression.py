@@ -1,6 +1,6 @@
 """Advanced compression: the default permessage-deflate settings against custom ones.
 
-Port of the seed's "Advanced Compression Configuration", with an echo server
+Port of websockets' "Advanced Compression Configuration" example, with an echo server
 of its own and, for each message, the bytes that crossed the wire each way,
 read from ``statistics()``.
 """

@@ -1,6 +1,6 @@
 """Basic compression: a client and a server that both enable permessage-deflate.
 
-Port of the seed's "Basic Compression Usage". The server runs in this process,
+Port of websockets' "Basic Compression Usage" example. The server runs in this process,
 on a free port of 127.0.0.1, so the program needs no second terminal.
 """
 

@@ -1,6 +1,6 @@
 """A debugging extension that prints every frame and keeps statistics.
 
-Port of the seed's "Extension Debugging Tools". Part one runs the seed's
+Port of websockets' "Extension Debugging Tools" example. Part one runs its
 simulation: frames through ``encode`` and ``decode`` by hand. Part two
 installs the extension on a real connection, after permessage-deflate in the
 chain, so it sees frames as they cross the wire: compressed, with RSV1 set.

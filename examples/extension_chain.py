@@ -1,8 +1,8 @@
 """An extension chain: logging, compression, logging, first on frames, then on a connection.
 
-Port of the seed's "Extension Chain Implementation". Part one runs the seed's
-chain by hand on one frame; trio_wsext's own ``ExtensionChain`` replaces the
-seed's copy of it. Part two negotiates the same three extensions on a real
+Port of websockets' "Extension Chain Implementation" example. Part one runs
+its chain by hand on one frame; trio_wsext's own ``ExtensionChain`` replaces
+the example's copy of it. Part two negotiates the same three extensions on a real
 connection, which takes one small factory pair; the connection then runs
 them as one chain: encode in offer order, decode in reverse.
 """

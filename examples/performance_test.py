@@ -1,8 +1,8 @@
 """Extension performance: round trips with and without compression, per message size.
 
-Port of the seed's "Extension Performance Testing", with an echo server of
-its own. As in the seed, each measurement includes opening the connection.
-Note one fix: the seed's "No Compression" passed ``extensions=None``, which
+Port of websockets' "Extension Performance Testing" example, with an echo
+server of its own. As in the original, each measurement includes opening the
+connection. Note one fix: the original's "No Compression" passed ``extensions=None``, which
 left the default compression on; here it is ``compression=None``.
 ``python -m trio_wsext bench`` measures the same thing more carefully.
 """

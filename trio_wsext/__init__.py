@@ -1,7 +1,7 @@
 """trio_wsext: WebSocket client and server for trio, with composable extensions.
 
-The public API (``shared/API.md``): the client functions, the server, the
-connection and its statistics, the frame values, and the main exceptions.
+The public API: the client functions, the server, the connection and its
+statistics, the frame values, and the main exceptions.
 Extensions live in :mod:`trio_wsext.extensions`.
 """
 

@@ -1,15 +1,15 @@
-"""What ``python -m trio_wsext bench`` runs: the seed's performance test, done properly.
+"""What ``python -m trio_wsext bench`` runs: websockets' extension performance test, done properly.
 
-Strategy: the seed timed ten round trips including the connection's opening
+Strategy: the original test timed ten round trips including the connection's opening
 handshake, and its "No Compression" configuration still compressed (its
 ``extensions=None`` left websockets' default ``compression="deflate"`` on).
-Here each case (compression off or on, times one of the seed's four sizes,
+Here each case (compression off or on, times one of the original four sizes,
 with JSON-like text from :mod:`trio_wsext.samples`) opens its own connection,
 warms it up, then times lockstep round trips only: send one message, wait for
 its echo. Messages cycle through enough different texts (64 KiB of them) that
 permessage-deflate's context takeover cannot turn a repeat into a few
 back-references, as it would if one message were sent again and again.
-Throughput counts application bytes in both directions, as the seed did; the
+Throughput counts application bytes in both directions, as the original did; the
 wire ratio comes from
 :meth:`~trio_wsext.connection.WebSocketConnection.statistics`. The echo server
 runs in this process unless a URL is given, so by default both ends' work is
@@ -70,7 +70,7 @@ class BenchResult:
     compression: str
     """``"off"`` or ``"deflate"``."""
     size_name: str
-    """The seed's name for the size: ``Small``, ``Medium``, ``Large``, ``Huge``."""
+    """The original test's name for the size: ``Small``, ``Medium``, ``Large``, ``Huge``."""
     message_bytes: int
     """The length of each message, in bytes."""
     round_trips: int
@@ -159,7 +159,7 @@ async def run_bench(
             process on 127.0.0.1.
         iterations: round trips per case; ``None`` runs each case for ``duration``.
         duration: seconds per case when ``iterations`` is ``None``.
-        sizes: ``(name, bytes)`` pairs; the seed's four by default.
+        sizes: ``(name, bytes)`` pairs; the original test's four by default.
         progress: called as ``progress(done, total, label)`` before each case
             (and once with ``done == total`` at the end).
 

@@ -2,7 +2,8 @@
 
 Strategy: start an echo server on 127.0.0.1 (port 0) in this process, then
 connect to it twice, once offering permessage-deflate and once not. Over
-each connection send one JSON-like message of each of the seed's sizes and
+each connection send one JSON-like message of each of the four sizes of
+websockets' extension performance test, and
 wait for its echo. :meth:`~trio_wsext.connection.WebSocketConnection.statistics`
 before and after each message gives the application bytes and the bytes
 that crossed the socket (frame headers and the client's mask included). Print

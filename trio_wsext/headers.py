@@ -20,9 +20,9 @@ One deliberate leniency: :rfc:`6455#section-9.1` says of a parameter value
 that "When using the quoted-string syntax variant, the value after
 quoted-string unescaping MUST conform to the 'token' ABNF." The parser accepts
 any quoted-string and the builder quotes values that are not tokens, because
-the seed's own ``SimpleEncryption`` factories send base64 (``+``, ``/``, ``=``,
-none of them token characters), and API.md promises that the seed's code runs
-unchanged. A value that *is* a token is always sent bare, as the RFC intends.
+the ``SimpleEncryption`` factories of websockets' extension examples send base64
+(``+``, ``/``, ``=``, none of them token characters), and code written for that
+API should run unchanged. A value that *is* a token is always sent bare, as the RFC intends.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ RFC 6455 §5.2 lets an extension give meaning to RSV1-3, and two meanings for
 one bit cannot both hold. The server declines the later offer; the client,
 which can decline nothing, fails the handshake.
 
-Factory methods take one argument, as in the seed, or two, as in websockets
+Factory methods take one argument, as in websockets' extension examples, or two, as in websockets
 (``accepted_extensions``, the extensions accepted so far in this handshake).
 The second is passed only to a method that takes it.
 

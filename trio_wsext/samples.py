@@ -1,8 +1,8 @@
 """Sample messages for ``python -m trio_wsext demo`` and ``bench``.
 
-Strategy: the seed's performance test sends words repeated thousands of times
+Strategy: websockets' extension performance test sends words repeated thousands of times
 (``"Data " * 2000``), which deflate shrinks 100-fold and no application ever
-sends. These messages keep the seed's four sizes but hold JSON-like text of
+sends. These messages keep its four sizes but hold JSON-like text of
 the kind real applications exchange (event records with ids, names, numbers
 and timestamps), made from a fixed seed so every run sends the same bytes and
 the compression figures can be compared between runs and machines.
@@ -16,7 +16,7 @@ from typing import Final
 
 __all__ = ["MESSAGE_SIZES", "sample_message"]
 
-#: The seed's four message sizes ("Extension Performance Testing"):
+#: The four message sizes of websockets' "Extension Performance Testing":
 #: ``"Hello" * 20``, ``"Test message " * 100``, ``"Data " * 2000`` and
 #: ``"Content " * 10000`` are 100, 1,300, 10,000 and 80,000 characters.
 MESSAGE_SIZES: Final[tuple[tuple[str, int], ...]] = (

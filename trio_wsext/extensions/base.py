@@ -7,8 +7,8 @@ connection runs its negotiated extensions as one :class:`ExtensionChain`:
 encode in negotiation order, decode in reverse.
 
 Two optional keywords flow through the chain, each passed only to a method
-whose signature accepts it, so that code written the seed's way
-(``decode(self, frame)``) runs unchanged:
+whose signature accepts it, so that code written for websockets'
+extension API (``decode(self, frame)``) runs unchanged:
 
 - ``decode(frame, *, max_size)``: what is left of the message-size budget; an
   extension that expands data must not produce more, and raises

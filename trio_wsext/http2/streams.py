@@ -304,13 +304,16 @@ class Http2Stream(trio.abc.HalfCloseableStream):
         self._receive_lot.unpark_all()
         self._send_lot.unpark_all()
         try:
+            # A forced close (aclose cancelled, aclose_forcefully) is an abort:
+            # no END_STREAM, which would read as an orderly end; a reset.
+            await checkpoint_if_cancelled()
             self._end_local()
             if not (self._remote_ended or self._broken):
                 with trio.move_on_after(CLOSE_LINGER):
                     while not (self._remote_ended or self._broken):
                         await self._receive_lot.park()
             else:
-                await checkpoint()
+                await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             if self._buffered:
                 self._connection.acknowledge(self.stream_id, self._buffered)

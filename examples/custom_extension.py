@@ -15,6 +15,7 @@ want the keyword.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Sequence
 from functools import partial
@@ -88,7 +89,10 @@ class SimpleEncryptionServerFactory(ServerExtensionFactory):
         if client_key_param is None or client_key_param[1] is None:
             raise NegotiationError("Missing encryption key")
 
-        client_key = base64.b64decode(client_key_param[1])
+        try:
+            client_key = base64.b64decode(client_key_param[1], validate=True)
+        except binascii.Error as exc:  # not base64: decline, as for a wrong key
+            raise NegotiationError("Invalid encryption key") from exc
         if client_key != self.key:
             raise NegotiationError("Invalid encryption key")
 

@@ -22,6 +22,7 @@ from trio_wsext.extensions.base import (
 )
 from trio_wsext.frames import Frame, FrameParser, Opcode, serialize_frame
 from trio_wsext.handshake import ClientHandshake
+from trio_wsext.options import ConnectionOptions
 
 # -- the seed's custom extension, ported (imports and nothing else changed) ----------------
 
@@ -121,11 +122,12 @@ async def open_connection_pair(
         client_stream, server_stream = trio.testing.lockstep_stream_pair()
     else:
         client_stream, server_stream = trio.testing.memory_stream_pair()
+    settings = ConnectionOptions(**options)
     client = WebSocketConnection(
-        client_stream, is_client=True, extensions=client_extensions, **options
+        client_stream, is_client=True, extensions=client_extensions, options=settings
     )
     server = WebSocketConnection(
-        server_stream, is_client=False, extensions=server_extensions, **options
+        server_stream, is_client=False, extensions=server_extensions, options=settings
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(client.run)
@@ -187,7 +189,10 @@ async def open_raw_pair(
         ours, theirs = trio.testing.lockstep_stream_pair()
     else:
         ours, theirs = trio.testing.memory_stream_pair()
-    connection = WebSocketConnection(ours, is_client=client, **options)
+    extensions = options.pop("extensions", ())
+    connection = WebSocketConnection(
+        ours, is_client=client, extensions=extensions, options=ConnectionOptions(**options)
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(connection.run)
         yield connection, RawPeer(theirs, is_client=not client)
@@ -264,7 +269,7 @@ async def handshake_client(
         request_headers=handshake.request_headers,
         response_headers=result.response_headers,
         extra_data=result.extra_data,
-        **options,
+        options=ConnectionOptions(**options),
     )
     await nursery.start(connection.run)
     return connection

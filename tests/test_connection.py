@@ -22,6 +22,7 @@ from trio_wsext.engine import CLIENT_CLOSE_WAIT
 from trio_wsext.exceptions import ConnectionClosed, PayloadTooBig, ProtocolError
 from trio_wsext.extensions.base import Extension
 from trio_wsext.frames import Close, CloseReason, Frame, Opcode
+from trio_wsext.options import ConnectionOptions
 
 Pair = tuple[WebSocketConnection, WebSocketConnection]
 
@@ -710,9 +711,9 @@ async def test_in_memory_connection_properties(connection_pair: Pair) -> None:
 
 def test_constructor_checks_its_options() -> None:
     """The constructor refuses bad options before anything runs (table: test_options.py)."""
-    stream, _ = trio.testing.memory_stream_pair()
+
     with pytest.raises(ValueError, match=r"^message_queue_size must be >= 0, not -1$"):
-        WebSocketConnection(stream, is_client=True, message_queue_size=-1)
+        ConnectionOptions(message_queue_size=-1)
 
 
 # -- extensions in worker threads ------------------------------------------------------------
@@ -812,7 +813,9 @@ async def test_first_frames_behind_the_handshake_are_not_lost() -> None:
     """extra_data (frames that came with the 101) is read before the stream."""
     ours, _ = trio.testing.memory_stream_pair()
     first = b"\x81\x05early"  # a server's unmasked text frame
-    connection = WebSocketConnection(ours, is_client=True, extra_data=first, ping_interval=None)
+    connection = WebSocketConnection(
+        ours, is_client=True, extra_data=first, options=ConnectionOptions(ping_interval=None)
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(connection.run)
         assert await connection.get_message() == "early"
@@ -843,7 +846,9 @@ class _BreakingStream(trio.abc.Stream):
 async def test_stream_broken_while_reading_becomes_1006_with_cause() -> None:
     """BrokenResourceError from receive_some is ConnectionClosed(1006) with that cause."""
     ours, _ = trio.testing.memory_stream_pair()
-    connection = WebSocketConnection(_BreakingStream(ours), is_client=True, ping_interval=None)
+    connection = WebSocketConnection(
+        _BreakingStream(ours), is_client=True, options=ConnectionOptions(ping_interval=None)
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(connection.run)
         with pytest.raises(

@@ -28,6 +28,7 @@ from trio_wsext.engine import IDLE_RELEASE_AFTER, _coalesce, _unwritten
 from trio_wsext.exceptions import ConnectionClosed
 from trio_wsext.extensions.permessage_deflate import PerMessageDeflate
 from trio_wsext.frames import SEPARATE_PAYLOAD_FROM, Frame, Opcode, serialize_frame
+from trio_wsext.options import ConnectionOptions
 
 MiB = 2**20
 
@@ -322,11 +323,17 @@ async def test_idle_connection_releases_its_compressor_and_goes_on(
     """After IDLE_RELEASE_AFTER without sending, the compressor is freed; messages still flow."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
     client = WebSocketConnection(
-        client_stream, is_client=True, extensions=[PerMessageDeflate(False)], ping_interval=None
+        client_stream,
+        is_client=True,
+        extensions=[PerMessageDeflate(False)],
+        options=ConnectionOptions(ping_interval=None),
     )
     server_extension = PerMessageDeflate(True)
     server = WebSocketConnection(
-        server_stream, is_client=False, extensions=[server_extension], ping_interval=None
+        server_stream,
+        is_client=False,
+        extensions=[server_extension],
+        options=ConnectionOptions(ping_interval=None),
     )
     async with trio.open_nursery() as nursery:
         await nursery.start(client.run)
@@ -349,8 +356,12 @@ async def test_idle_connection_releases_its_compressor_and_goes_on(
 async def test_run_starts_a_connection_once() -> None:
     """run() is how a connection over a ready stream starts; a second start is refused."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    client = WebSocketConnection(client_stream, is_client=True, ping_interval=None)
-    server = WebSocketConnection(server_stream, is_client=False, ping_interval=None)
+    client = WebSocketConnection(
+        client_stream, is_client=True, options=ConnectionOptions(ping_interval=None)
+    )
+    server = WebSocketConnection(
+        server_stream, is_client=False, options=ConnectionOptions(ping_interval=None)
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(client.run)
         await nursery.start(server.run)

@@ -19,6 +19,7 @@ from trio_wsext import (
 from trio_wsext.connection import WebSocketConnection
 from trio_wsext.extensions.base import Extension
 from trio_wsext.frames import Frame, Opcode
+from trio_wsext.options import ConnectionOptions
 
 
 class _Handlers:
@@ -234,9 +235,14 @@ async def test_extension_that_raises_in_decode_is_logged_with_its_traceback(
 ) -> None:
     """The peer gets 1011; the server's log shows the extension's error, once, at ERROR."""
     client_stream, server_stream = trio.testing.memory_stream_pair()
-    client = WebSocketConnection(client_stream, is_client=True, ping_interval=None)
+    client = WebSocketConnection(
+        client_stream, is_client=True, options=ConnectionOptions(ping_interval=None)
+    )
     server = WebSocketConnection(
-        server_stream, is_client=False, extensions=[_BrokenDecoder()], ping_interval=None
+        server_stream,
+        is_client=False,
+        extensions=[_BrokenDecoder()],
+        options=ConnectionOptions(ping_interval=None),
     )
     with caplog.at_level(logging.ERROR, logger="trio_wsext.connection"):
         async with trio.open_nursery() as nursery:

@@ -39,6 +39,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .frames import Close, CloseCode, CloseReason, Frame, Opcode
+from .options import ConnectionOptions
 from .server import (
     WebSocketRequest,
     WebSocketServer,
@@ -57,6 +58,7 @@ __all__ = [
     "CloseCode",
     "CloseReason",
     "ConnectionClosed",
+    "ConnectionOptions",
     "ConnectionRejected",
     "ConnectionStatistics",
     "ConnectionTimeout",

@@ -33,7 +33,7 @@ from typing import Final, TypeAlias, final
 import attrs
 import trio
 
-from .connection import RECEIVE_SIZE, WebSocketConnection
+from .connection import WebSocketConnection
 from .exceptions import (
     ConnectionRejected,
     ConnectionTimeout,
@@ -46,7 +46,18 @@ from .extensions.permessage_deflate import enable_client_permessage_deflate
 from .frames import CloseCode
 from .handshake import ClientHandshake, ClientHandshakeResult
 from .headers import build_host
-from .options import check_connection_options, check_extension_factories, check_ssl_context
+from .options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DISCONNECT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MESSAGE_QUEUE_SIZE,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_RECEIVE_BUFFER_SIZE,
+    ConnectionOptions,
+    check_extension_factories,
+    check_ssl_context,
+)
 from .proxies import Proxy, check_socks_support, get_proxy, open_tunnel, parse_proxy
 
 __all__ = [
@@ -143,16 +154,14 @@ class _Options:
     extensions: list[ClientExtensionFactory]
     subprotocols: Sequence[str] | None
     extra_headers: ExtraHeaders
-    message_queue_size: int
-    max_message_size: int | None
-    receive_buffer_size: int | None
-    connect_timeout: float
-    disconnect_timeout: float
-    ping_interval: float | None
-    ping_timeout: float | None
+    connection: ConnectionOptions
     proxy: Proxy | bool = False
     """A proxy, ``True`` for the environment's, ``False`` for none."""
     max_redirects: int = 0
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.connection.connect_timeout
 
     @classmethod
     def build(
@@ -162,43 +171,23 @@ class _Options:
         extra_headers: ExtraHeaders,
         extensions: Sequence[ClientExtensionFactory] | None,
         compression: str | None,
-        message_queue_size: int,
-        max_message_size: int | None,
-        receive_buffer_size: int | None,
-        connect_timeout: float,
-        disconnect_timeout: float,
-        ping_interval: float | None,
-        ping_timeout: float | None,
+        connection: ConnectionOptions,
         proxy: ProxyOption = None,
         max_redirects: int = 0,
     ) -> _Options:
         """Check the options and settle the extension factories and the proxy.
 
+        The connection's own settings were checked when ``connection`` was made.
+
         Raises:
             ValueError, TypeError: an option is invalid; the message names it.
             ImportError: a SOCKS proxy without python-socks.
         """
-        factories = _client_extensions(extensions, compression)
-        check_connection_options(
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            connect_timeout=connect_timeout,
-        )
         return cls(
-            extensions=factories,
+            extensions=_client_extensions(extensions, compression),
             subprotocols=subprotocols,
             extra_headers=extra_headers,
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            connection=connection,
             proxy=_check_proxy(proxy),
             max_redirects=_check_max_redirects(max_redirects),
         )
@@ -439,12 +428,7 @@ async def _start_client(
             request_headers=handshake.request_headers,
             response_headers=result.response_headers,
             extra_data=result.extra_data,
-            message_queue_size=options.message_queue_size,
-            max_message_size=options.max_message_size,
-            receive_buffer_size=options.receive_buffer_size,
-            disconnect_timeout=options.disconnect_timeout,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
+            options=options.connection,
         )
         await nursery.start(connection.run)
     except BaseException:
@@ -616,13 +600,13 @@ async def wrap_client_stream(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
 ) -> WebSocketConnection:
     """Run the client's opening handshake over a stream you opened; return the connection.
 
@@ -670,13 +654,15 @@ async def wrap_client_stream(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
     )
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
@@ -706,13 +692,13 @@ async def connect_websocket(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
 ) -> WebSocketConnection:
@@ -788,13 +774,15 @@ async def connect_websocket(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         proxy=proxy,
         max_redirects=max_redirects,
     )
@@ -812,13 +800,13 @@ async def connect_websocket_url(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
 ) -> WebSocketConnection:
@@ -853,13 +841,15 @@ async def connect_websocket_url(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         proxy=proxy,
         max_redirects=max_redirects,
     )
@@ -876,13 +866,13 @@ async def connect_websocket_unix(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     max_redirects: int = 10,
 ) -> WebSocketConnection:
     """Connect to a WebSocket server on a Unix socket; like :func:`connect_websocket`.
@@ -921,13 +911,15 @@ async def connect_websocket_unix(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         max_redirects=max_redirects,
     )
     context = _ssl_context(use_ssl)
@@ -946,13 +938,13 @@ async def open_websocket(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
 ) -> AsyncIterator[WebSocketConnection]:
@@ -993,13 +985,15 @@ async def open_websocket(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         proxy=proxy,
         max_redirects=max_redirects,
     )
@@ -1019,13 +1013,13 @@ async def open_websocket_url(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
 ) -> AsyncIterator[WebSocketConnection]:
@@ -1057,13 +1051,15 @@ async def open_websocket_url(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         proxy=proxy,
         max_redirects=max_redirects,
     )
@@ -1083,13 +1079,13 @@ async def open_websocket_unix(
     extra_headers: ExtraHeaders = None,
     extensions: Sequence[ClientExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     max_redirects: int = 10,
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect to a WebSocket server on a Unix socket; like :func:`open_websocket`.
@@ -1121,13 +1117,15 @@ async def open_websocket_unix(
         extra_headers=extra_headers,
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         max_redirects=max_redirects,
     )
     context = _ssl_context(use_ssl)

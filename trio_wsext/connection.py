@@ -19,7 +19,6 @@ import trio
 
 from .endpoints import Endpoint
 from .engine import (
-    DEFAULT_WRITE_LIMIT as DEFAULT_WRITE_LIMIT,
     RECEIVE_SIZE as RECEIVE_SIZE,
     SCHEDULE_EVERY as SCHEDULE_EVERY,
     THREAD_RECEIVE_THRESHOLD as THREAD_RECEIVE_THRESHOLD,
@@ -30,6 +29,7 @@ from .engine import (
 from .exceptions import ConnectionClosed
 from .extensions.base import Extension
 from .frames import CloseCode, CloseReason
+from .options import DEFAULT_OPTIONS, DEFAULT_WRITE_LIMIT as DEFAULT_WRITE_LIMIT, ConnectionOptions
 
 __all__ = [
     "ConnectionStatistics",
@@ -104,25 +104,22 @@ class WebSocketConnection(trio.abc.AsyncResource):
         request_headers: the opening handshake's request headers.
         response_headers: the opening handshake's response headers.
         extra_data: bytes received after the handshake: the first frames.
-        message_queue_size: whole incoming messages decoded ahead of
+        options: the connection's settings (:class:`~trio_wsext.options.ConnectionOptions`):
+            ``message_queue_size`` whole incoming messages decoded ahead of
             :meth:`get_message` before the connection stops reading (0: a
-            message is decoded only for a waiting ``get_message``).
-        max_message_size: the largest incoming message, in bytes, after
-            decompression; a larger one fails the connection with 1009.
-            ``None`` removes the limit.
-        receive_buffer_size: the most bytes asked of the stream per read
-            (trio-websocket's option; 64 KiB by default), or ``None`` to let
-            the stream choose.
-        write_limit: bytes that may wait for the wire before
+            message is decoded only for a waiting ``get_message``);
+            ``max_message_size``, the largest incoming message in bytes after
+            decompression (1009 beyond; ``None``: no limit);
+            ``receive_buffer_size``, the most bytes asked of the stream per
+            read; ``write_limit``, the bytes that may wait for the wire before
             :meth:`send_message` waits (until a quarter is left), as
-            websockets' ``write_limit``; 64 KiB by default.
-        disconnect_timeout: seconds the closing handshake may take.
-        ping_interval: seconds between keepalive pings, ``None`` for none.
-        ping_timeout: seconds a keepalive pong may take before the connection
-            fails with 1011, ``None`` to never fail. Not while this side's
-            own reader has stopped for backpressure (the pong may be behind
-            data this side has not read), unless the peer has read nothing
-            of this side's since the ping either: it sends and never reads.
+            websockets' ``write_limit``; ``disconnect_timeout`` for the
+            closing handshake; ``ping_interval`` and ``ping_timeout`` for the
+            keepalive, which fails the connection with 1011 when a pong is
+            late -- not while this side's own reader has stopped for
+            backpressure (the pong may be behind data this side has not
+            read), unless the peer has read nothing of this side's since the
+            ping either: it sends and never reads.
         log_name: what this connection's log lines start with; by default
             ``conn N <peer address>``, N unique in the process.
         endpoints: the stream's ``(local, remote)`` endpoints, for a caller
@@ -158,13 +155,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
         request_headers: list[tuple[bytes, bytes]] | None = None,
         response_headers: list[tuple[bytes, bytes]] | None = None,
         extra_data: bytes = b"",
-        message_queue_size: int = 16,
-        max_message_size: int | None = 2**20,
-        receive_buffer_size: int | None = RECEIVE_SIZE,
-        write_limit: int = DEFAULT_WRITE_LIMIT,
-        disconnect_timeout: float = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
+        options: ConnectionOptions = DEFAULT_OPTIONS,
         log_name: str | None = None,
         endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
         http_version: str = "1.1",
@@ -176,13 +167,7 @@ class WebSocketConnection(trio.abc.AsyncResource):
             is_client=is_client,
             extensions=extensions,
             extra_data=extra_data,
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            write_limit=write_limit,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            options=options,
             log_name=log_name,
             endpoints=endpoints,
         )

@@ -82,7 +82,11 @@ from .frames import (
     CloseReason,
     is_valid_close_code,
 )
-from .options import check_connection_options
+from .options import (
+    DEFAULT_OPTIONS,
+    DEFAULT_RECEIVE_BUFFER_SIZE,
+    ConnectionOptions,
+)
 from .pings import MAX_CONTROL_PAYLOAD, PingTracker, PingWaiter
 from .protocol import (
     CloseReceived,
@@ -99,7 +103,6 @@ from .queues import MessageQueue, TurnQueue
 
 __all__ = [
     "CLOSING",
-    "DEFAULT_WRITE_LIMIT",
     "IDLE_RELEASE_AFTER",
     "READY",
     "RECEIVE_SIZE",
@@ -114,10 +117,9 @@ __all__ = [
 # The logger keeps the name users know: the engine is the connection's.
 logger = logging.getLogger("trio_wsext.connection")
 
-#: The most the reader asks of the stream at once by default: the size of a
-#: TCP receive window that still fits a cache. trio-websocket's
-#: ``receive_buffer_size`` option overrides it.
-RECEIVE_SIZE: Final = 64 * 1024
+#: The most the reader asks of the stream at once by default (see
+#: :data:`~trio_wsext.options.DEFAULT_RECEIVE_BUFFER_SIZE`).
+RECEIVE_SIZE: Final = DEFAULT_RECEIVE_BUFFER_SIZE
 
 #: The most one read asks of a plain TCP socket while a large frame is being
 #: received (what is missing of the frame, up to this): a 1 MiB message in
@@ -125,11 +127,6 @@ RECEIVE_SIZE: Final = 64 * 1024
 #: ``receive_buffer_size``.
 LARGE_READ: Final = 1024 * 1024
 
-#: Bytes that may wait for the wire before ``send_message`` waits (the
-#: high-water mark); it waits until a quarter of this is left. websockets'
-#: ``write_limit`` is 32 KiB; 64 KiB lets one receive window's worth of small
-#: messages be pipelined without a pause.
-DEFAULT_WRITE_LIMIT: Final = 64 * 1024
 
 #: Messages at least this long (bytes, or characters for text) are run through
 #: the extension chain in a worker thread when an extension is negotiated, so
@@ -405,25 +402,15 @@ class ConnectionEngine:
         is_client: bool,
         extensions: Sequence[Extension] = (),
         extra_data: bytes = b"",
-        message_queue_size: int = 16,
-        max_message_size: int | None = 2**20,
-        receive_buffer_size: int | None = RECEIVE_SIZE,
-        write_limit: int = DEFAULT_WRITE_LIMIT,
-        disconnect_timeout: float = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
+        options: ConnectionOptions = DEFAULT_OPTIONS,
         log_name: str | None = None,
         endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
     ) -> None:
-        check_connection_options(
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            write_limit=write_limit,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-        )
+        if not isinstance(options, ConnectionOptions):
+            raise TypeError(f"options must be a ConnectionOptions, not {type(options).__name__}")
+        message_queue_size = options.message_queue_size
+        max_message_size = options.max_message_size
+        write_limit = options.write_limit
         #: The byte stream, after the opening handshake.
         self.stream = stream
         #: The sans-I/O protocol.
@@ -448,12 +435,12 @@ class ConnectionEngine:
         #: without the peer's close frame.
         self.close_timed_out = False
 
-        self._receive_size = receive_buffer_size
+        self._receive_size = options.receive_buffer_size
         self._high_water = write_limit
         self._low_water = write_limit // 4
-        self._disconnect_timeout = disconnect_timeout
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
+        self._disconnect_timeout = options.disconnect_timeout
+        self._ping_interval = options.ping_interval
+        self._ping_timeout = options.ping_timeout
         # Offload big messages to a thread only where an extension does work.
         self._offload = bool(extensions)
         self._fd = -1  # set by run() for a plain TCP stream

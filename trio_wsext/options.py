@@ -1,23 +1,108 @@
 """The options every connection shares, checked once, before any I/O.
 
-Strategy: the client functions, the server and :class:`~trio_wsext.connection.WebSocketConnection`
-take the same keywords (trio-websocket's, plus keepalive); they all call
-:func:`check_connection_options` first, so a bad value raises a ``TypeError`` or
-``ValueError`` naming the option and its range instead of failing later, half
-connected.
+Strategy: the client functions and the server take the same keywords
+(trio-websocket's, plus keepalive), with the defaults below. Each builds one
+frozen :class:`ConnectionOptions` from them before any I/O, so a bad value
+raises a ``TypeError`` or ``ValueError`` naming the option and its range
+instead of failing later, half connected; the same object then goes to every
+connection, which reads its settings from it.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Sequence
+from typing import Final
+
+import attrs
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_DISCONNECT_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MESSAGE_QUEUE_SIZE",
+    "DEFAULT_OPTIONS",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PING_TIMEOUT",
+    "DEFAULT_RECEIVE_BUFFER_SIZE",
+    "DEFAULT_WRITE_LIMIT",
+    "ConnectionOptions",
     "check_connection_options",
     "check_extension_factories",
     "check_seconds",
     "check_ssl_context",
 ]
+
+
+#: Whole incoming messages buffered before the connection stops reading
+#: (trio-websocket's ``message_queue_size``; websockets' ``max_queue`` is 16 too).
+DEFAULT_MESSAGE_QUEUE_SIZE: Final = 16
+
+#: The largest incoming message, in bytes after decompression: 1 MiB, as in
+#: trio-websocket and websockets.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 2**20
+
+#: The most the reader asks of the stream at once: the size of a TCP receive
+#: window that still fits a cache.
+DEFAULT_RECEIVE_BUFFER_SIZE: Final = 64 * 1024
+
+#: Bytes that may wait for the wire before a sender waits (the high-water
+#: mark); it waits until a quarter of this is left. websockets' ``write_limit``
+#: is 32 KiB; 64 KiB lets one receive window's worth of small messages be
+#: pipelined without a pause.
+DEFAULT_WRITE_LIMIT: Final = 64 * 1024
+
+#: Seconds for everything before a connection runs (connect, TLS, proxy,
+#: opening handshake), as websockets' ``open_timeout``.
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+
+#: Seconds for the closing handshake, as websockets' ``close_timeout``.
+DEFAULT_DISCONNECT_TIMEOUT: Final = 10.0
+
+#: Seconds between keepalive pings (websockets' default).
+DEFAULT_PING_INTERVAL: Final = 20.0
+
+#: Seconds a keepalive pong may take before the connection fails with 1011
+#: (websockets' default).
+DEFAULT_PING_TIMEOUT: Final = 20.0
+
+
+def _check_all(options: ConnectionOptions) -> None:
+    check_connection_options(**attrs.asdict(options))
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionOptions:
+    """The settings of one connection, checked when made; one object serves many connections.
+
+    The client functions and the server build one from their keywords, which
+    have the same names and document each; :class:`~trio_wsext.connection.WebSocketConnection`
+    takes one as ``options``.
+
+    Raises:
+        TypeError, ValueError: a setting has the wrong type or is out of
+            range; the message names it.
+    """
+
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE
+    """Whole incoming messages buffered before the connection stops reading."""
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
+    """The largest incoming message, in bytes after decompression, or ``None``."""
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE
+    """The most bytes asked of the stream per read, or ``None`` to let it choose."""
+    write_limit: int = DEFAULT_WRITE_LIMIT
+    """Bytes waiting for the wire beyond which senders wait."""
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    """Seconds for everything before the connection runs."""
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT
+    """Seconds for the closing handshake."""
+    ping_interval: float | None = DEFAULT_PING_INTERVAL
+    """Seconds between keepalive pings, or ``None`` for none."""
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT
+    """Seconds a keepalive pong may take (then 1011), or ``None``."""
+
+    def __attrs_post_init__(self) -> None:
+        _check_all(self)
 
 
 def check_seconds(name: str, value: float | None, *, allow_none: bool) -> None:
@@ -44,9 +129,9 @@ def check_connection_options(
     disconnect_timeout: float,
     ping_interval: float | None,
     ping_timeout: float | None,
-    connect_timeout: float = 1.0,
-    receive_buffer_size: int | None = None,
-    write_limit: int = 65536,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
 ) -> None:
     """Check the options every entry point shares; raise before any I/O.
 
@@ -136,3 +221,7 @@ def check_extension_factories(extensions: Sequence[object] | None, *, server: bo
             f"extensions[{index}] must be a {side.capitalize()}ExtensionFactory,"
             f" not {type(factory).__name__}{hint}"
         )
+
+
+#: The defaults, for a connection made without options.
+DEFAULT_OPTIONS: Final = ConnectionOptions()

@@ -31,7 +31,7 @@ import attrs
 import trio
 
 from .accepting import BurstListener, serve_listeners
-from .connection import RECEIVE_SIZE, WebSocketConnection
+from .connection import WebSocketConnection
 from .direct_io import receive_some, send_all, socket_fd
 from .endpoints import Endpoint, listener_endpoint, stream_endpoints
 from .engine import new_log_name
@@ -48,7 +48,18 @@ from .handshake import (
     check_handshake_limits,
     check_origins,
 )
-from .options import check_connection_options, check_extension_factories, check_ssl_context
+from .options import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_DISCONNECT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_MESSAGE_QUEUE_SIZE,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    DEFAULT_RECEIVE_BUFFER_SIZE,
+    ConnectionOptions,
+    check_extension_factories,
+    check_ssl_context,
+)
 
 __all__ = [
     "Handler",
@@ -82,16 +93,18 @@ class _Options:
     """What every connection of one server shares."""
 
     extensions: list[ServerExtensionFactory]
-    message_queue_size: int
-    max_message_size: int | None
-    receive_buffer_size: int | None
-    connect_timeout: float
-    disconnect_timeout: float
-    ping_interval: float | None
-    ping_timeout: float | None
+    connection: ConnectionOptions
     origins: frozenset[str | None] | None = None
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+
+    @property
+    def connect_timeout(self) -> float:
+        return self.connection.connect_timeout
+
+    @property
+    def disconnect_timeout(self) -> float:
+        return self.connection.disconnect_timeout
 
     @classmethod
     def build(
@@ -99,41 +112,22 @@ class _Options:
         *,
         extensions: Sequence[ServerExtensionFactory] | None,
         compression: str | None,
-        message_queue_size: int,
-        max_message_size: int | None,
-        receive_buffer_size: int | None,
-        connect_timeout: float,
-        disconnect_timeout: float,
-        ping_interval: float | None,
-        ping_timeout: float | None,
+        connection: ConnectionOptions,
         origins: Collection[str | None] | None = None,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
     ) -> _Options:
         """Check a server's options and settle its extension factories.
 
+        The connections' own settings were checked when ``connection`` was made.
+
         Raises:
             ValueError, TypeError: an option is invalid; the message names it.
         """
-        check_connection_options(
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            connect_timeout=connect_timeout,
-        )
         check_handshake_limits(max_header_bytes, max_header_count)
         return cls(
             extensions=_server_extensions(extensions, compression),
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            connection=connection,
             origins=check_origins(origins),
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,
@@ -275,12 +269,7 @@ class WebSocketRequest:
             request_headers=self._request.headers,
             response_headers=response_headers,
             extra_data=self._request.extra_data,
-            message_queue_size=options.message_queue_size,
-            max_message_size=options.max_message_size,
-            receive_buffer_size=options.receive_buffer_size,
-            disconnect_timeout=options.disconnect_timeout,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
+            options=options.connection,
             log_name=self._log_name,
             endpoints=(self._local, self._remote),
         )
@@ -498,13 +487,13 @@ class WebSocketServer:
         handler_nursery: trio.Nursery | None = None,
         extensions: Sequence[ServerExtensionFactory] | None = None,
         compression: str | None = "deflate",
-        message_queue_size: int = 16,
-        max_message_size: int | None = 2**20,
-        receive_buffer_size: int | None = RECEIVE_SIZE,
-        connect_timeout: float = 10,
-        disconnect_timeout: float = 10,
-        ping_interval: float | None = 20,
-        ping_timeout: float | None = 20,
+        message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
         origins: Collection[str | None] | None = None,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
@@ -514,13 +503,15 @@ class WebSocketServer:
         self._options = _Options.build(
             extensions=extensions,
             compression=compression,
-            message_queue_size=message_queue_size,
-            max_message_size=max_message_size,
-            receive_buffer_size=receive_buffer_size,
-            connect_timeout=connect_timeout,
-            disconnect_timeout=disconnect_timeout,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
+            connection=ConnectionOptions(
+                message_queue_size=message_queue_size,
+                max_message_size=max_message_size,
+                receive_buffer_size=receive_buffer_size,
+                connect_timeout=connect_timeout,
+                disconnect_timeout=disconnect_timeout,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+            ),
             origins=origins,
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,
@@ -783,13 +774,13 @@ async def serve_websocket(
     handler_nursery: trio.Nursery | None = None,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     origins: Collection[str | None] | None = None,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
@@ -835,13 +826,15 @@ async def serve_websocket(
     _Options.build(  # ValueError/TypeError before binding
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         origins=origins,
         max_header_bytes=max_header_bytes,
         max_header_count=max_header_count,
@@ -912,13 +905,13 @@ async def serve_websocket_unix(
     handler_nursery: trio.Nursery | None = None,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     origins: Collection[str | None] | None = None,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
@@ -969,13 +962,15 @@ async def serve_websocket_unix(
     _Options.build(  # ValueError/TypeError before binding
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         origins=origins,
         max_header_bytes=max_header_bytes,
         max_header_count=max_header_count,
@@ -1026,16 +1021,16 @@ async def serve_websocket_unix(
 async def wrap_server_stream(
     nursery: trio.Nursery,
     stream: trio.abc.Stream,
-    message_queue_size: int = 16,
-    max_message_size: int | None = 2**20,
-    receive_buffer_size: int | None = RECEIVE_SIZE,
+    message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
+    max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+    receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
     *,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     compression: str | None = "deflate",
-    connect_timeout: float = 10,
-    disconnect_timeout: float = 10,
-    ping_interval: float | None = 20,
-    ping_timeout: float | None = 20,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     origins: Collection[str | None] | None = None,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
@@ -1085,13 +1080,15 @@ async def wrap_server_stream(
     options = _Options.build(
         extensions=extensions,
         compression=compression,
-        message_queue_size=message_queue_size,
-        max_message_size=max_message_size,
-        receive_buffer_size=receive_buffer_size,
-        connect_timeout=connect_timeout,
-        disconnect_timeout=disconnect_timeout,
-        ping_interval=ping_interval,
-        ping_timeout=ping_timeout,
+        connection=ConnectionOptions(
+            message_queue_size=message_queue_size,
+            max_message_size=max_message_size,
+            receive_buffer_size=receive_buffer_size,
+            connect_timeout=connect_timeout,
+            disconnect_timeout=disconnect_timeout,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+        ),
         origins=origins,
         max_header_bytes=max_header_bytes,
         max_header_count=max_header_count,

@@ -275,7 +275,7 @@ class _Inflating(Extension):
 
 
 class UnboundedInflateExtension(_Inflating):
-    """Decompresses written the seed's way, ``decode(self, frame)``: no limit at all."""
+    """Decompresses with ``decode(self, frame)``, without ``max_size``: no limit at all."""
 
     def __init__(self) -> None:
         super().__init__("x-unbounded")

@@ -211,8 +211,8 @@ def test_compression_example_clashes_with_deflate() -> None:
     assert "skip={'chained_with_deflate'}" in info.value.fix
 
 
-def test_seed_encryption_server_crashes_on_a_key_that_is_not_base64() -> None:
-    """The seed's SimpleEncryptionServerFactory raises binascii.Error where it should decline.
+def test_helpers_encryption_server_crashes_on_a_key_that_is_not_base64() -> None:
+    """helpers.py's SimpleEncryptionServerFactory raises binascii.Error, not NegotiationError.
 
     examples/custom_extension.py had the same bug, which the kit found; it now
     declines with NegotiationError (test_example_extension_passes).

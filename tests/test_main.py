@@ -635,3 +635,111 @@ def test_main_bench_json_in_process(capsys: pytest.CaptureFixture[str]) -> None:
     """``main(["bench", "--json"])`` prints JSON that parses, with 8 results."""
     assert main(["bench", "--iterations", "1", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["results"]) == 8
+
+
+# --- serve --workers --------------------------------------------------------------------------
+
+SERVING_WORKERS: Final = (
+    r"Serving on (wss?)://127\.0\.0\.1:(\d+) with 2 worker processes "
+    r"\(compression: ([\w-]+), (shared socket|reuse port)\); Ctrl-C stops$"
+)
+#: A worker's line for a new connection: its pid, then what ``serve`` logs.
+WORKER_CONNECTED: Final = r"\[worker (\d+)\] (\S+) connected to /echo, extensions: (.*)$"
+
+
+def test_serve_help_explains_workers_and_reuse_port() -> None:
+    """``serve --help`` lists ``--workers N`` and ``--reuse-port`` with their help."""
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    assert re.search(r"^  --workers N +serve in N worker processes", result.stdout, re.MULTILINE)
+    assert re.search(r"^  --reuse-port +with --workers: each worker", result.stdout, re.MULTILINE)
+
+
+def test_serve_reuse_port_without_workers_is_a_usage_error() -> None:
+    """``serve --reuse-port`` alone exits 2: it means nothing in one process."""
+    result = run_cli("serve", "--reuse-port")
+    assert result.returncode == 2
+    assert ": error: --reuse-port needs --workers 2 or more" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("extra", [(), ("--reuse-port",)], ids=["shared-socket", "reuse-port"])
+async def test_serve_workers_echo_from_two_processes_and_stop_on_sigterm(
+    extra: tuple[str, ...],
+) -> None:
+    """``serve --workers 2``: both workers echo; SIGTERM closes a client with 1001; status 0."""
+    with trio.fail_after(2 * TIMEOUT):
+        async with start_cli("serve", "--port", "0", "--workers", "2", *extra) as cli:
+            match = await cli.stderr.wait_for(SERVING_WORKERS)
+            assert match[3] == "permessage-deflate"
+            assert match[4] == ("reuse port" if extra else "shared socket")
+            url = f"ws://127.0.0.1:{match[2]}/echo"
+            pids: set[str] = set()
+            for _ in range(200):  # until both workers have taken a connection
+                async with open_websocket_url(url) as ws:
+                    await ws.send_message("hello")
+                    assert await ws.get_message() == "hello"
+                connected = await cli.stderr.wait_for(WORKER_CONNECTED)
+                assert connected[2].startswith("127.0.0.1:")
+                assert connected[3].startswith("permessage-deflate")
+                pids.add(connected[1])
+                if len(pids) == 2:
+                    break
+            assert len(pids) == 2
+            assert str(cli.process.pid) not in pids
+            async with open_websocket_url(url) as ws:
+                await cli.stderr.wait_for(WORKER_CONNECTED)
+                cli.process.send_signal(signal.SIGTERM)
+                with pytest.raises(ConnectionClosed):
+                    await ws.get_message()
+                assert ws.closed is not None
+                assert ws.closed.code == 1001
+            status, stdout, stderr = await cli.finish()
+    assert status == 0
+    assert stdout == ""
+    assert "SIGTERM: closing connections and stopping\n" in stderr
+    assert re.search(
+        r"closed: 1001 \(GOING_AWAY\) server shutting down; 0 messages echoed\n", stderr
+    )
+    assert stderr.endswith("Server stopped.\n")
+    assert "Traceback" not in stderr
+
+
+async def test_serve_workers_tls_with_certfile_and_keyfile(tmp_path: Path) -> None:
+    """``serve --workers 2 --certfile --keyfile``: every worker serves wss://."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with trio.fail_after(2 * TIMEOUT):
+        async with start_cli(
+            "serve", "--port", "0", "--workers", "2",
+            "--certfile", str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"),
+        ) as cli:  # fmt: skip
+            match = await cli.stderr.wait_for(SERVING_WORKERS)
+            assert match[1] == "wss"
+            async with open_websocket_url(f"wss://127.0.0.1:{match[2]}/", client_context) as ws:
+                await ws.send_message("secret")
+                assert await ws.get_message() == "secret"
+            cli.process.send_signal(signal.SIGINT)
+            status, _, stderr = await cli.finish()
+    assert status == 0
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("extra", [(), ("--reuse-port",)], ids=["shared-socket", "reuse-port"])
+def test_serve_workers_port_in_use_exits_1_with_one_line(extra: tuple[str, ...]) -> None:
+    """``serve --workers 2`` on a port in use exits 1 with one line, as one process does."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--workers", "2", *extra)
+    assert result.returncode == 1
+    assert re.fullmatch(
+        rf"python -m trio_wsext serve: error: cannot listen on 127\.0\.0\.1:{port}: "
+        r"\[Errno \d+\] [Aa]ddress already in use\n",
+        result.stderr,
+    )

@@ -7,6 +7,9 @@ and :mod:`trio_wsext.bench`. Exit statuses: 0 success, 1 a connection error
 (one line on stderr, no traceback), 2 a usage error (argparse's convention).
 ``serve`` and ``connect`` stop cleanly on Ctrl-C or SIGTERM; ``demo`` and
 ``bench`` stop with status 130, as shells report an interrupted command.
+``serve --workers N`` runs the echo server in N processes with
+:mod:`trio_wsext.workers`; each worker imports this module for its handler
+(:func:`echo_in_worker`) and its logging set-up (:func:`set_up_worker_logging`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import functools
 import json
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -27,11 +31,12 @@ from .bench import format_bench_table, results_as_json, run_bench
 from .client import parse_url
 from .console import run_console
 from .demo import run_demo
-from .echo import serve_echo
-from .exceptions import WebSocketError
-from .server import WebSocketServer
+from .echo import SHUTDOWN_TIMEOUT, describe_extensions, serve_echo
+from .exceptions import ConnectionClosed, WebSocketError
+from .server import WebSocketRequest, WebSocketServer
+from .workers import WorkerPool, server_ssl_context
 
-__all__ = ["CommandError", "build_parser", "main"]
+__all__ = ["CommandError", "build_parser", "echo_in_worker", "main", "set_up_worker_logging"]
 
 PROG: Final = "python -m trio_wsext"
 
@@ -57,6 +62,14 @@ examples:
 
 #: The signals that stop ``serve`` and ``connect`` cleanly.
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+#: What each ``serve --workers N`` worker imports: this module by its own name,
+#: which it has in a worker (here it may be ``__main__``).
+WORKER_HANDLER: Final = "trio_wsext.__main__:echo_in_worker"
+WORKER_INITIALIZER: Final = "trio_wsext.__main__:set_up_worker_logging"
+
+#: The logger of ``serve``'s own lines, in the parent and in the workers.
+SERVE_LOGGER: Final = "trio_wsext.serve"
 
 
 class CommandError(Exception):
@@ -133,6 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     serve.add_argument("--certfile", help="PEM certificate chain: serve wss:// (TLS)")
     serve.add_argument("--keyfile", help="PEM private key, if not in --certfile")
+    serve.add_argument(
+        "--workers", type=_positive_int, default=1, metavar="N",
+        help="serve in N worker processes on the one port (default: %(default)s, this process)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--reuse-port", action="store_true",
+        help="with --workers: each worker listens on its own SO_REUSEPORT socket (Linux "
+        "spreads connections evenly) instead of sharing one socket",
+    )  # fmt: skip
 
     connect = commands.add_parser(
         "connect",
@@ -214,6 +236,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Run ``serve``: an echo server until SIGINT (Ctrl-C) or SIGTERM."""
     if args.keyfile and not args.certfile:
         parser.error("--keyfile needs --certfile")
+    if args.reuse_port and args.workers == 1:
+        parser.error("--reuse-port needs --workers 2 or more")
     ssl_context = None
     if args.certfile:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -223,10 +247,12 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             files = f"{args.certfile} and {args.keyfile}" if args.keyfile else args.certfile
             raise CommandError(f"cannot load the certificate and key from {files}: {exc}") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    logger = logging.getLogger("trio_wsext.serve")
+    logger = logging.getLogger(SERVE_LOGGER)
     compression = None if args.no_compression else "deflate"
     scheme = "wss" if ssl_context else "ws"
     host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.workers > 1:
+        return _serve_workers(args, compression=compression, scheme=scheme, host=host)
 
     shutdown = trio.Event()
 
@@ -274,6 +300,108 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     trio.run(serve)
     logger.info("Server stopped.")
     return EXIT_OK
+
+
+def _serve_workers(
+    args: argparse.Namespace, *, compression: str | None, scheme: str, host: str
+) -> int:
+    """Run ``serve --workers N``: the echo server in N processes until SIGINT or SIGTERM.
+
+    The first signal closes every worker's connections with 1001 and stops
+    them (within :data:`~trio_wsext.echo.SHUTDOWN_TIMEOUT`, as one process
+    does); a second kills the workers.
+    """
+    logger = logging.getLogger(SERVE_LOGGER)
+    ssl_context = None
+    if args.certfile:  # loaded once above, so that a bad file fails before any worker
+        ssl_context = functools.partial(server_ssl_context, args.certfile, args.keyfile)
+    pool = WorkerPool(
+        WORKER_HANDLER,
+        args.host,
+        args.port,
+        ssl_context,
+        workers=args.workers,
+        mode="reuse_port" if args.reuse_port else "shared_socket",
+        initializer=WORKER_INITIALIZER,
+        compression=compression,
+        disconnect_timeout=SHUTDOWN_TIMEOUT,
+    )
+
+    class Announce:
+        """The pool's ``task_status``: say where it serves once every worker listens."""
+
+        def started(self, value: WorkerPool | None = None) -> None:
+            logger.info(
+                "Serving on %s://%s:%d with %d worker processes (compression: %s, %s);"
+                " Ctrl-C stops",
+                scheme,
+                host,
+                pool.port,
+                args.workers,
+                "permessage-deflate" if compression else "off",
+                pool.mode.replace("_", " "),
+            )
+
+    async def run_pool(done: trio.CancelScope) -> None:
+        try:
+            await pool.run(task_status=Announce())
+        except OSError as exc:  # binding: nothing started
+            raise CommandError(f"cannot listen on {host}:{args.port}: {_bind_error(exc)}") from exc
+        done.cancel()  # every worker has exited: stop watching signals
+
+    async def serve() -> None:
+        # Signals count from the start: a worker that keeps failing to start
+        # must not make Ctrl-C wait for it.
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_pool, nursery.cancel_scope)
+                stopping = False
+                async for signum in signals:
+                    name = signal.Signals(signum).name
+                    if stopping:  # a second Ctrl-C: do not wait for the peers
+                        logger.info("%s: stopping now", name)
+                        pool.kill()
+                    else:
+                        logger.info("%s: closing connections and stopping", name)
+                        stopping = True
+                        nursery.start_soon(pool.aclose)
+
+    trio.run(serve)
+    logger.info("Server stopped.")
+    return EXIT_OK
+
+
+def set_up_worker_logging() -> None:
+    """Log as ``serve`` does, each line naming its worker: a ``serve --workers`` initializer."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s [worker %(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def echo_in_worker(request: WebSocketRequest) -> None:
+    """Echo every message, logging each connection as ``serve`` does: a worker's handler."""
+    logger = logging.getLogger(SERVE_LOGGER)
+    ws = await request.accept()
+    remote = request.remote
+    peer = str(remote)
+    if not isinstance(remote, str):
+        address = str(remote.address)
+        peer = f"[{address}]:{remote.port}" if ":" in address else f"{address}:{remote.port}"
+    logger.info("%s connected to %s, extensions: %s", peer, ws.path, describe_extensions(ws))
+    try:
+        async for message in ws:
+            await ws.send_message(message)
+    except ConnectionClosed:
+        pass  # ws.closed says why; logged below
+    finally:
+        logger.info(
+            "%s closed: %s; %d messages echoed",
+            peer,
+            ws.closed or "cancelled",
+            ws.statistics().messages_sent,
+        )
 
 
 def _connect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
@@ -331,6 +459,17 @@ def _bench(args: argparse.Namespace) -> int:
 
     trio.run(bench)
     return EXIT_OK
+
+
+def _bind_error(exc: BaseException) -> str:
+    """Say why binding failed as one process says it, ``[Errno 98] Address already in use``.
+
+    :mod:`trio_wsext.workers` puts the address in its message; the caller names it already.
+    """
+    errno = getattr(exc, "errno", None)
+    if isinstance(errno, int):
+        return f"[Errno {errno}] {os.strerror(errno)}"
+    return _describe(exc)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

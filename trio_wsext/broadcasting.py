@@ -43,7 +43,7 @@ import trio
 from trio.lowlevel import cancel_shielded_checkpoint
 
 from .connection import WebSocketConnection
-from .engine import CLOSING, SLOW
+from .engine import CLOSING, SLOW, UNKNOWN_BROADCAST_KEY
 from .extensions.base import Extension, ExtensionChain
 from .frames import CloseCode, serialize_frame_parts
 from .messages import MessageFramer
@@ -149,7 +149,9 @@ async def broadcast(
             else:
                 skipped.append(connection)
         else:
-            key = sharing_key(engine.protocol)
+            key = engine.broadcast_key
+            if key is UNKNOWN_BROADCAST_KEY:
+                key = engine.broadcast_key = sharing_key(engine.protocol)
             if key is None:
                 encodings += 1
                 if engine.send_message_now(data, compress):

@@ -65,7 +65,7 @@ import math
 import os
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
 from typing import Final
 
 import trio
@@ -110,6 +110,7 @@ __all__ = [
     "SLOW",
     "THREAD_RECEIVE_THRESHOLD",
     "THREAD_SEND_THRESHOLD",
+    "UNKNOWN_BROADCAST_KEY",
     "ConnectionEngine",
     "Phase",
 ]
@@ -162,6 +163,9 @@ CLIENT_CLOSE_WAIT: Final = 1.0
 #: Control frames the reader may owe while the send side is busy in a worker
 #: thread (pongs, mostly) before it stops parsing: a ping flood costs no more.
 _MAX_DEFERRED: Final = 64
+
+#: :attr:`ConnectionEngine.broadcast_key` before a broadcast has looked at the connection.
+UNKNOWN_BROADCAST_KEY: Final = object()
 
 #: :meth:`ConnectionEngine.broadcast_readiness`: a message can be framed at once.
 READY: Final = 0
@@ -382,6 +386,7 @@ class ConnectionEngine:
         "_unsent_bytes",
         "_writer",
         "_writing",
+        "broadcast_key",
         "bytes_sent",
         "close_timed_out",
         "extra_data",
@@ -434,6 +439,9 @@ class ConnectionEngine:
         #: Whether the closing handshake ended at ``disconnect_timeout``
         #: without the peer's close frame.
         self.close_timed_out = False
+        #: The connections this one may share broadcast frames with, once
+        #: :func:`~trio_wsext.broadcast` has worked it out (it never changes).
+        self.broadcast_key: Hashable | None = UNKNOWN_BROADCAST_KEY
 
         self._receive_size = options.receive_buffer_size
         self._high_water = write_limit

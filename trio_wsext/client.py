@@ -13,7 +13,10 @@ it round again, up to ``max_redirects`` times, as websockets does: never from
 changed. :func:`wrap_client_stream` runs the handshake over a stream the
 caller opened. Every failure before the connection runs raises a
 :class:`~trio_wsext.exceptions.HandshakeError` (or a subclass) with the
-stream closed. The ``open_*`` context managers wrap that in their own
+stream closed. With ``http2``, :func:`~trio_wsext.http2.client.connect_http2` first tries
+the WebSocket over HTTP/2 (:rfc:`8441`), alone or through an
+:class:`~trio_wsext.http2.Http2Pool`, and says when to fall back to the
+HTTP/1.1 handshake. The ``open_*`` context managers wrap that in their own
 nursery; since the connection's tasks never raise, the only exception that
 can leave them is the caller's own, which they re-raise unwrapped (no
 ``ExceptionGroup``).
@@ -28,7 +31,7 @@ import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Final, TypeAlias, final
+from typing import TYPE_CHECKING, Final, Literal, TypeAlias, final
 
 import attrs
 import trio
@@ -46,6 +49,8 @@ from .extensions.permessage_deflate import enable_client_permessage_deflate
 from .frames import CloseCode
 from .handshake import ClientHandshake, ClientHandshakeResult
 from .headers import build_host
+from .http2.selection import ALPN_HTTP11
+from .http2.settings import require_h2
 from .options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DISCONNECT_TIMEOUT,
@@ -59,6 +64,9 @@ from .options import (
     check_ssl_context,
 )
 from .proxies import Proxy, check_socks_support, get_proxy, open_tunnel, parse_proxy
+
+if TYPE_CHECKING:
+    from .http2.client import Http2Fallback, Http2Pool
 
 __all__ = [
     "RedirectError",
@@ -82,6 +90,13 @@ ExtraHeaders: TypeAlias = (
 #: ``None`` (``False`` too) for none.
 ProxyOption: TypeAlias = str | bool | None
 
+#: What ``http2`` takes: ``False`` (HTTP/1.1), ``True`` (HTTP/2 over TLS when
+#: the server offers it), or ``"prior-knowledge"`` (HTTP/2 in cleartext too).
+Http2Option: TypeAlias = bool | Literal["prior-knowledge"]
+
+#: The ``http2`` value for HTTP/2 without ALPN (RFC 9113 §3.3).
+PRIOR_KNOWLEDGE: Final = "prior-knowledge"
+
 #: RFC 6455 §3: "The port component is OPTIONAL; the default for "ws" is port
 #: 80, while the default for "wss" is port 443."
 DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
@@ -101,6 +116,29 @@ CROSS_ORIGIN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-autho
 #: The ``Host`` of a request over a Unix socket, as websockets sends it (its
 #: URL is ``ws://localhost/``).
 UNIX_HOST: Final = "localhost"
+
+
+def connect_failure(exc: OSError) -> str:
+    """Say why a connect failed, in the words of the system call that failed.
+
+    trio's ``open_tcp_stream`` tries every address of a host and raises "all
+    attempts to connect ... failed", with the errors of the attempts as its
+    cause; this names them ("connection refused" when every attempt was
+    refused, the usual case of a server that is not running).
+    """
+    leaves = _os_errors(exc.__cause__) if exc.__cause__ is not None else [exc]
+    if not leaves:
+        return str(exc)
+    if all(isinstance(leaf, ConnectionRefusedError) for leaf in leaves):
+        return "connection refused"
+    reasons = dict.fromkeys(leaf.strerror or str(leaf) for leaf in leaves)
+    return "; ".join(reason.lower() if reason else "failed" for reason in reasons)
+
+
+def _os_errors(exc: BaseException) -> list[OSError]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _os_errors(inner)]
+    return [exc] if isinstance(exc, OSError) else []
 
 
 def _client_extensions(
@@ -146,6 +184,26 @@ def _check_max_redirects(max_redirects: int) -> int:
     return max_redirects
 
 
+def _check_http2(http2: object, pool: object) -> None:
+    """Check the ``http2`` and ``http2_pool`` options.
+
+    Raises:
+        ValueError, TypeError: a value out of range; the message names it.
+        ImportError: HTTP/2 asked for without h2 (the message names the extra).
+    """
+    if http2 not in (False, True, PRIOR_KNOWLEDGE) or not isinstance(http2, bool | str):
+        raise ValueError(f"http2 must be True, False or 'prior-knowledge', not {http2!r}")
+    if pool is not None:
+        from .http2.client import Http2Pool
+
+        if not isinstance(pool, Http2Pool):
+            raise TypeError(f"http2_pool must be an Http2Pool, not {type(pool).__name__}")
+        if not http2:
+            raise ValueError("http2_pool needs http2=True or http2='prior-knowledge'")
+    if http2:
+        require_h2()
+
+
 @final
 @attrs.frozen
 class _Options:
@@ -158,6 +216,10 @@ class _Options:
     proxy: Proxy | bool = False
     """A proxy, ``True`` for the environment's, ``False`` for none."""
     max_redirects: int = 0
+    http2: Http2Option = False
+    """HTTP/2: ``False``, ``True`` (over TLS), or ``"prior-knowledge"``."""
+    http2_pool: Http2Pool | None = None
+    """The pool whose HTTP/2 connections are shared, or ``None``."""
 
     @property
     def connect_timeout(self) -> float:
@@ -174,6 +236,8 @@ class _Options:
         connection: ConnectionOptions,
         proxy: ProxyOption = None,
         max_redirects: int = 0,
+        http2: Http2Option = False,
+        http2_pool: Http2Pool | None = None,
     ) -> _Options:
         """Check the options and settle the extension factories and the proxy.
 
@@ -181,8 +245,10 @@ class _Options:
 
         Raises:
             ValueError, TypeError: an option is invalid; the message names it.
-            ImportError: a SOCKS proxy without python-socks.
+            ImportError: a SOCKS proxy without python-socks, or ``http2``
+                without h2.
         """
+        _check_http2(http2, http2_pool)
         return cls(
             extensions=_client_extensions(extensions, compression),
             subprotocols=subprotocols,
@@ -190,6 +256,8 @@ class _Options:
             connection=connection,
             proxy=_check_proxy(proxy),
             max_redirects=_check_max_redirects(max_redirects),
+            http2=http2,
+            http2_pool=http2_pool,
         )
 
 
@@ -460,10 +528,16 @@ def _proxy_for(target: _Target, options: _Options) -> Proxy | None:
 
 
 async def _open_stream(
-    target: _Target, context: ssl.SSLContext | None, options: _Options, deadline: float
+    target: _Target,
+    context: ssl.SSLContext | None,
+    options: _Options,
+    deadline: float,
+    alpn: Sequence[str] | None = None,
 ) -> tuple[trio.abc.Stream, str]:
     """Connect to ``target`` (directly, through a proxy, or over a Unix socket), TLS on top.
 
+    With ``alpn``, TLS offers those protocols (set on ``context`` just
+    before this connection copies it: Python has no per-connection ALPN).
     Returns the stream and how to name where it goes in messages.
     """
     proxy = _proxy_for(target, options)
@@ -479,19 +553,81 @@ async def _open_stream(
                 else:
                     stream = await trio.open_tcp_stream(target.host, target.port)
             except OSError as exc:
-                raise HandshakeError(f"cannot connect to {where}: {exc}") from exc
+                raise HandshakeError(f"cannot connect to {where}: {connect_failure(exc)}") from exc
     if stream is None:
         raise ConnectionTimeout(
             f"opening a WebSocket connection to {where} took more than"
             f" {options.connect_timeout} seconds"
         )
     if context is not None:
+        if alpn is not None:
+            context.set_alpn_protocols(list(alpn))
         # TLS with the target, inside the tunnel when there is one: SNI and
         # the certificate check are for the target's name, never the proxy's.
         stream = trio.SSLStream(
             stream, context, server_hostname=target.host, https_compatible=True
         )
     return stream, where
+
+
+async def _connect_http2(
+    nursery: trio.Nursery,
+    target: _Target,
+    context: ssl.SSLContext | None,
+    pool_context: ssl.SSLContext | None,
+    options: _Options,
+    extra_headers: ExtraHeaders,
+    deadline: float,
+) -> WebSocketConnection | Http2Fallback:
+    """Try the WebSocket over HTTP/2 (:rfc:`8441`); see :mod:`trio_wsext.http2.client`."""
+    from .http2.client import connect_http2
+    from .http2.handshake import Http2ClientHandshake
+
+    handshake = Http2ClientHandshake(  # ValueError for a bad argument, before any I/O
+        target.host,
+        target.port,
+        target.resource,
+        secure=target.secure,
+        subprotocols=options.subprotocols,
+        extra_headers=_with_authorization(extra_headers, target.authorization),
+        extensions=options.extensions,
+    )
+
+    async def open_stream(alpn: Sequence[str] | None) -> tuple[trio.abc.Stream, str]:
+        return await _open_stream(
+            target, context if target.secure else None, options, deadline, alpn
+        )
+
+    def make_connection(
+        stream: trio.abc.Stream,
+        result: ClientHandshakeResult,
+        request_headers: list[tuple[bytes, bytes]],
+    ) -> WebSocketConnection:
+        return WebSocketConnection(
+            stream,
+            is_client=True,
+            extensions=result.extensions,
+            path=target.resource,
+            subprotocol=result.subprotocol,
+            request_headers=request_headers,
+            response_headers=result.response_headers,
+            options=options.connection,
+            http_version="2",
+        )
+
+    # Connections are shared per origin, TLS context (the caller's) and proxy setting.
+    key = (*target.origin, target.unix_path, id(pool_context), repr(options.proxy))
+    return await connect_http2(
+        nursery,
+        handshake,
+        open_stream=open_stream,
+        make_connection=make_connection,
+        secure=target.secure,
+        deadline=deadline,
+        where=target.where,
+        pool=options.http2_pool,
+        pool_key=key,
+    )
 
 
 async def _connect(
@@ -504,6 +640,7 @@ async def _connect(
     """
     deadline = trio.current_time() + options.connect_timeout
     extra_headers = options.extra_headers
+    pool_context = context  # the caller's: pooled connections are shared per context
     redirects = 0
     while True:
         handshake = ClientHandshake(  # ValueError for a bad argument, before any I/O
@@ -517,10 +654,22 @@ async def _connect(
         )
         if target.secure and context is None:
             context = ssl.create_default_context()
-        stream, where = await _open_stream(
-            target, context if target.secure else None, options, deadline
-        )
         try:
+            stream: trio.abc.Stream | None = None
+            # HTTP/1.1 says so in ALPN: a context an HTTP/2 attempt set (or a
+            # pool shares) must not offer h2 to a handshake that cannot speak it.
+            alpn = [ALPN_HTTP11] if target.secure else None
+            if options.http2 and (target.secure or options.http2 == PRIOR_KNOWLEDGE):
+                outcome = await _connect_http2(
+                    nursery, target, context, pool_context, options, extra_headers, deadline
+                )
+                if isinstance(outcome, WebSocketConnection):
+                    return outcome
+                stream, where = outcome.stream, outcome.where
+            if stream is None:
+                stream, where = await _open_stream(
+                    target, context if target.secure else None, options, deadline, alpn
+                )
             return await _start_client(
                 nursery,
                 stream,
@@ -701,6 +850,8 @@ async def connect_websocket(
     ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
+    http2: Http2Option = False,
+    http2_pool: Http2Pool | None = None,
 ) -> WebSocketConnection:
     """Connect to a WebSocket server and return the open connection.
 
@@ -746,6 +897,20 @@ async def connect_websocket(
         max_redirects: how many 301, 302, 303, 307 or 308 answers with a
             ``ws``/``wss`` ``Location`` to follow (never from ``wss`` to
             ``ws``); 0 follows none.
+        http2: ``True`` opens the WebSocket over HTTP/2 (:rfc:`8441`) when a
+            ``wss`` server offers it (ALPN ``h2`` and, in its SETTINGS,
+            extended CONNECT), and over HTTP/1.1 otherwise (on the same TLS
+            connection when ALPN chose ``http/1.1``, else a new one);
+            ``"prior-knowledge"`` speaks HTTP/2 to a ``ws`` server too,
+            without ALPN (RFC 9113 §3.3: one known to speak it; an HTTP/1.1
+            answer is an error); ``False`` (the default): HTTP/1.1 only.
+            ``ws.http_version`` says which was used. Needs h2
+            (``trio_wsext[http2]``). Over TLS, the context's ALPN protocols
+            are set for each connection, with or without ``http2``:
+            ``http/1.1``, or ``h2`` and ``http/1.1`` for an HTTP/2 attempt.
+        http2_pool: an :class:`~trio_wsext.http2.Http2Pool`: WebSockets to
+            the same origin share its HTTP/2 connections instead of a TCP
+            connection each. Needs ``http2``.
 
     Returns:
         The open connection; ``extensions`` and ``subprotocol`` say what was
@@ -785,6 +950,8 @@ async def connect_websocket(
         ),
         proxy=proxy,
         max_redirects=max_redirects,
+        http2=http2,
+        http2_pool=http2_pool,
     )
     context = _ssl_context(use_ssl)
     target = _Target(context is not None, host, port, resource)
@@ -809,6 +976,8 @@ async def connect_websocket_url(
     ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
+    http2: Http2Option = False,
+    http2_pool: Http2Pool | None = None,
 ) -> WebSocketConnection:
     """Connect to a ``ws://`` or ``wss://`` URL; like :func:`connect_websocket`.
 
@@ -831,6 +1000,8 @@ async def connect_websocket_url(
         ping_timeout: see :func:`connect_websocket`.
         proxy: see :func:`connect_websocket`.
         max_redirects: see :func:`connect_websocket`.
+        http2: see :func:`connect_websocket`.
+        http2_pool: see :func:`connect_websocket`.
 
     Raises:
         ValueError: the URL is not a valid WebSocket URL (see :func:`parse_url`).
@@ -852,6 +1023,8 @@ async def connect_websocket_url(
         ),
         proxy=proxy,
         max_redirects=max_redirects,
+        http2=http2,
+        http2_pool=http2_pool,
     )
     return await _connect(nursery, _url_target(url, ssl_context), ssl_context, options)
 
@@ -947,6 +1120,8 @@ async def open_websocket(
     ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
+    http2: Http2Option = False,
+    http2_pool: Http2Pool | None = None,
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect as :func:`connect_websocket` does; close on leaving the block.
 
@@ -973,6 +1148,8 @@ async def open_websocket(
         ping_timeout: see :func:`connect_websocket`.
         proxy: see :func:`connect_websocket`.
         max_redirects: see :func:`connect_websocket`.
+        http2: see :func:`connect_websocket`.
+        http2_pool: see :func:`connect_websocket`.
 
     Raises:
         HandshakeError: and its subclasses, as :func:`connect_websocket`.
@@ -996,6 +1173,8 @@ async def open_websocket(
         ),
         proxy=proxy,
         max_redirects=max_redirects,
+        http2=http2,
+        http2_pool=http2_pool,
     )
     context = _ssl_context(use_ssl)
     target = _Target(context is not None, host, port, resource)
@@ -1022,6 +1201,8 @@ async def open_websocket_url(
     ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
     proxy: ProxyOption = True,
     max_redirects: int = 10,
+    http2: Http2Option = False,
+    http2_pool: Http2Pool | None = None,
 ) -> AsyncIterator[WebSocketConnection]:
     """Connect to a ``ws://`` or ``wss://`` URL; like :func:`open_websocket`.
 
@@ -1041,6 +1222,8 @@ async def open_websocket_url(
         ping_timeout: see :func:`connect_websocket`.
         proxy: see :func:`connect_websocket`.
         max_redirects: see :func:`connect_websocket`.
+        http2: see :func:`connect_websocket`.
+        http2_pool: see :func:`connect_websocket`.
 
     Raises:
         ValueError: the URL is not a valid WebSocket URL.
@@ -1062,6 +1245,8 @@ async def open_websocket_url(
         ),
         proxy=proxy,
         max_redirects=max_redirects,
+        http2=http2,
+        http2_pool=http2_pool,
     )
     target = _url_target(url, ssl_context)
     connect = partial(_connect, target=target, context=ssl_context, options=options)

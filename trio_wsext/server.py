@@ -11,6 +11,10 @@ inside a nursery that holds the connection's background tasks once it
 accepts. Whatever the handler does, the task ends by closing the connection;
 an exception from a handler is logged (``logging.getLogger("trio_wsext.server")``)
 and never reaches the listener, so one failing handler cannot stop the server.
+A connection that speaks HTTP/2 (ALPN ``h2`` over TLS, or the connection
+preface in cleartext) goes to :func:`~trio_wsext.http2.server.serve_http2`
+instead, which makes a :class:`WebSocketRequest` of each extended CONNECT
+(:rfc:`8441`) and runs the handler for it the same way, many at once.
 :func:`wrap_server_stream` reads the request the same way from a stream the
 caller accepted, and leaves the answer and the connection's lifetime to it.
 """
@@ -25,7 +29,7 @@ import socket
 import ssl
 import stat
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from typing import Final, TypeAlias, final
+from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 import attrs
 import trio
@@ -48,6 +52,8 @@ from .handshake import (
     check_handshake_limits,
     check_origins,
 )
+from .http2.selection import Http2Detected, configure_server_alpn, read_preface
+from .http2.settings import Http2Options, h2_available
 from .options import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_DISCONNECT_TIMEOUT,
@@ -60,6 +66,11 @@ from .options import (
     check_extension_factories,
     check_ssl_context,
 )
+
+if TYPE_CHECKING:
+    from .http2.connection import Http2Connection
+    from .http2.server import Http2ServerHandshake
+    from .http2.streams import Http2Stream
 
 __all__ = [
     "Handler",
@@ -97,6 +108,8 @@ class _Options:
     origins: frozenset[str | None] | None = None
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT
+    http2: Http2Options | None = None
+    """HTTP/2's settings, or ``None`` for HTTP/1.1 only (asked for, or h2 not installed)."""
 
     @property
     def connect_timeout(self) -> float:
@@ -116,6 +129,7 @@ class _Options:
         origins: Collection[str | None] | None = None,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        http2: bool | Http2Options = False,
     ) -> _Options:
         """Check a server's options and settle its extension factories.
 
@@ -131,6 +145,7 @@ class _Options:
             origins=check_origins(origins),
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,
+            http2=_http2_options(http2),
         )
 
     def handshake(self) -> ServerHandshake:
@@ -140,6 +155,22 @@ class _Options:
             max_header_count=self.max_header_count,
             origins=self.origins,
         )
+
+
+def _http2_options(http2: object) -> Http2Options | None:
+    """Settle the ``http2`` option: its settings, or ``None`` for HTTP/1.1 only.
+
+    ``True`` serves HTTP/2 with the default settings when h2 is installed,
+    and HTTP/1.1 only (silently) when it is not.
+
+    Raises:
+        TypeError: not a bool or an :class:`~trio_wsext.http2.Http2Options`.
+    """
+    if isinstance(http2, Http2Options):
+        return http2 if h2_available() else None
+    if not isinstance(http2, bool):
+        raise TypeError(f"http2 must be True, False or an Http2Options, not {http2!r}")
+    return Http2Options() if http2 and h2_available() else None
 
 
 @final
@@ -154,18 +185,20 @@ class WebSocketRequest:
     def __init__(
         self,
         stream: trio.abc.Stream,
-        handshake: ServerHandshake,
+        handshake: ServerHandshake | Http2ServerHandshake,
         request: HandshakeRequest,
         nursery: trio.Nursery,
         options: _Options,
         on_accept: Callable[[WebSocketConnection], None] | None = None,
         log_name: str | None = None,
         endpoints: tuple[Endpoint | str, Endpoint | str] | None = None,
+        http_version: str = "1.1",
     ) -> None:
         self._stream = stream
         self._on_accept = on_accept
         # Dropped once accepted: its h11 state (~1 KiB) would live as long as the connection.
-        self._handshake: ServerHandshake | None = handshake
+        self._handshake: ServerHandshake | Http2ServerHandshake | None = handshake
+        self._http_version = http_version
         self._request = request
         self._nursery = nursery
         self._options = options
@@ -183,6 +216,17 @@ class WebSocketRequest:
     def headers(self) -> list[tuple[bytes, bytes]]:
         """Every request header as ``(name, value)`` bytes, names in lowercase, in order."""
         return list(self._request.headers)
+
+    @property
+    def http_version(self) -> str:
+        """``"1.1"`` for an Upgrade; ``"2"`` for an extended CONNECT over HTTP/2 (:rfc:`8441`).
+
+        Over HTTP/2 the request is one stream of a connection that other
+        WebSockets may share (``remote`` is the same for them all);
+        :attr:`headers` then start with ``host`` (from ``:authority``), and
+        the method is ``CONNECT``. The handler needs nothing else to tell.
+        """
+        return self._http_version
 
     @property
     def subprotocols(self) -> list[str]:
@@ -212,7 +256,7 @@ class WebSocketRequest:
     def __repr__(self) -> str:
         return f"<WebSocketRequest {self.path!r} from {self._remote}>"
 
-    def _check_unanswered(self) -> ServerHandshake:
+    def _check_unanswered(self) -> ServerHandshake | Http2ServerHandshake:
         if self._answer is not None or self._handshake is None:
             raise RuntimeError(f"this request was already {self._answer}")
         return self._handshake
@@ -272,6 +316,7 @@ class WebSocketRequest:
             options=options.connection,
             log_name=self._log_name,
             endpoints=(self._local, self._remote),
+            http_version=self._http_version,
         )
         await self._nursery.start(connection.run)
         self._connection = connection
@@ -373,6 +418,11 @@ async def _read_request(
     fd = socket_fd(stream)
     with trio.move_on_after(connect_timeout):
         try:
+            if options.http2 is not None and isinstance(stream, trio.SSLStream):
+                # RFC 9113 §3.2: over TLS the client chooses HTTP/2 with ALPN.
+                await stream.do_handshake()
+                if stream.selected_alpn_protocol() == "h2":
+                    raise Http2Detected(b"")
             while True:
                 # A busy server accepts late: the request is usually there by
                 # then, and reading it at once saves the handshake a scheduler
@@ -384,6 +434,13 @@ async def _read_request(
                     raise _ClientLeft(
                         "the client closed the connection before sending an opening handshake"
                     )
+                if options.http2 is not None and not received:
+                    # RFC 9113 §3.3: in cleartext, "prior knowledge": the preface.
+                    is_http2, data = await read_preface(
+                        data, lambda: receive_some(stream, fd, HANDSHAKE_RECEIVE_SIZE)
+                    )
+                    if is_http2:
+                        raise Http2Detected(data)
                 received += len(data)
                 request = handshake.receive_data(data)
                 if request is not None:
@@ -474,6 +531,16 @@ class WebSocketServer:
             send the page's origin: this stops cross-site WebSocket hijacking.
         max_header_bytes: the most bytes of request line and headers (431 beyond).
         max_header_count: the most request header lines (431 beyond).
+        http2: ``True`` (the default) also serves WebSockets over HTTP/2
+            (:rfc:`8441`) on the same listeners: a client that chose ``h2``
+            with ALPN, or sends HTTP/2's connection preface in cleartext,
+            gets an HTTP/2 connection whose every extended CONNECT becomes a
+            :class:`WebSocketRequest` (``http_version == "2"``). An
+            :class:`~trio_wsext.http2.Http2Options` sets its limits and
+            static answers; ``False`` serves HTTP/1.1 only. Needs the h2
+            package (``trio_wsext[http2]``); without it, HTTP/1.1 only. TLS
+            listeners of your own need ``h2`` in their context's ALPN
+            protocols (:func:`serve_websocket` sets them).
 
     Raises:
         ValueError, TypeError: no listeners, or an option out of range.
@@ -497,6 +564,7 @@ class WebSocketServer:
         origins: Collection[str | None] | None = None,
         max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+        http2: bool | Http2Options = True,
     ) -> None:
         if not listeners:
             raise ValueError("listeners must contain at least one listener")
@@ -515,6 +583,7 @@ class WebSocketServer:
             origins=origins,
             max_header_bytes=max_header_bytes,
             max_header_count=max_header_count,
+            http2=http2,
         )
         self._handler = handler
         self._listeners = [_accepting_in_bursts(listener) for listener in listeners]
@@ -523,6 +592,7 @@ class WebSocketServer:
         # Shutdown: the open connections, who asked to stop, and when it is over.
         self._connections: set[WebSocketConnection] = set()
         self._reading: set[trio.CancelScope] = set()  # opening handshakes being read
+        self._http2_connections: set[Http2Connection] = set()  # told to go away at shutdown
         self._stop = trio.Event()
         self._stopped = trio.Event()
         self._served = trio.Event()
@@ -648,6 +718,9 @@ class WebSocketServer:
         # close with 1001 yet: drop it now rather than wait for connect_timeout.
         for reading in self._reading:
             reading.cancel()
+        # HTTP/2: GOAWAY (no new streams); their WebSockets get 1001 below.
+        for http2 in list(self._http2_connections):
+            http2.go_away()
         deadline = trio.current_time() + self._options.disconnect_timeout
         if self._nursery is not None:
             for connection in list(self._connections):
@@ -670,6 +743,7 @@ class WebSocketServer:
         endpoints = stream_endpoints(stream)
         log_name = new_log_name(endpoints[1])
         received = None
+        http2: Http2Detected | None = None
         with trio.CancelScope() as reading:
             # Shutdown drops handshakes in progress (see _shut_down).
             self._reading.add(reading)
@@ -677,10 +751,15 @@ class WebSocketServer:
                 reading.cancel()
             try:
                 received = await self._receive_request(stream, log_name)
+            except Http2Detected as detected:
+                http2 = detected
             finally:
                 self._reading.discard(reading)
         if reading.cancelled_caught:
             logger.debug("%s: dropped at shutdown before a whole opening handshake", log_name)
+        if http2 is not None:
+            await self._serve_http2(stream, http2.initial_data, log_name, endpoints)
+            return
         if received is None:
             return
         handshake, request = received
@@ -701,6 +780,58 @@ class WebSocketServer:
             finally:
                 if ws_request._connection is not None:
                     self._connections.discard(ws_request._connection)
+
+    async def _serve_http2(
+        self,
+        stream: trio.abc.Stream,
+        initial_data: bytes,
+        log_name: str,
+        endpoints: tuple[Endpoint | str, Endpoint | str],
+    ) -> None:
+        """Serve an HTTP/2 connection: a WebSocketRequest per extended CONNECT."""
+        from .http2.server import serve_http2
+
+        options = self._options
+        assert options.http2 is not None  # Http2Detected is raised only then
+
+        async def run_request(
+            h2_stream: Http2Stream,
+            handshake: Http2ServerHandshake,
+            request: HandshakeRequest,
+            name: str,
+        ) -> None:
+            async with trio.open_nursery() as nursery:
+                ws_request = WebSocketRequest(
+                    h2_stream,
+                    handshake,
+                    request,
+                    nursery,
+                    options,
+                    self._accepted,
+                    name,
+                    endpoints,
+                    http_version="2",
+                )
+                try:
+                    await self._run_handler(ws_request)
+                finally:
+                    if ws_request._connection is not None:
+                        self._connections.discard(ws_request._connection)
+            await trio.aclose_forcefully(h2_stream)  # unanswered: RST_STREAM
+
+        await serve_http2(
+            stream,
+            initial_data,
+            options=options.http2,
+            run_request=run_request,
+            log_name=log_name,
+            origins=options.origins,
+            max_header_bytes=options.max_header_bytes,
+            max_header_count=options.max_header_count,
+            idle_timeout=options.connect_timeout,
+            connections=self._http2_connections,
+            going_away=self._closing,
+        )
 
     async def _receive_request(
         self, stream: trio.abc.Stream, log_name: str
@@ -784,6 +915,7 @@ async def serve_websocket(
     origins: Collection[str | None] | None = None,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_header_count: int = DEFAULT_MAX_HEADER_COUNT,
+    http2: bool | Http2Options = True,
     task_status: trio.TaskStatus[WebSocketServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve WebSocket connections over TCP (and TLS) until cancelled or closed.
@@ -816,6 +948,10 @@ async def serve_websocket(
         origins: see :class:`WebSocketServer`.
         max_header_bytes: see :class:`WebSocketServer`.
         max_header_count: see :class:`WebSocketServer`.
+        http2: see :class:`WebSocketServer`. With ``ssl_context``, HTTP/2
+            is offered with ALPN (``h2``, ``http/1.1``) when the context has
+            no ALPN protocols of its own (they are set on it); a context
+            whose ALPN protocols were set is left as it is.
         task_status: for ``nursery.start``.
 
     Raises:
@@ -823,7 +959,7 @@ async def serve_websocket(
         ValueError, TypeError: an option is out of range (before binding).
     """
     check_ssl_context("ssl_context", ssl_context)
-    _Options.build(  # ValueError/TypeError before binding
+    options = _Options.build(  # ValueError/TypeError before binding
         extensions=extensions,
         compression=compression,
         connection=ConnectionOptions(
@@ -838,7 +974,10 @@ async def serve_websocket(
         origins=origins,
         max_header_bytes=max_header_bytes,
         max_header_count=max_header_count,
+        http2=http2,
     )
+    if ssl_context is not None and options.http2 is not None:
+        configure_server_alpn(ssl_context)
     listeners: Sequence[trio.abc.Listener[trio.abc.Stream]]
     listeners = [BurstListener(tcp) for tcp in await trio.open_tcp_listeners(port, host=host)]
     if ssl_context is not None:
@@ -862,6 +1001,7 @@ async def serve_websocket(
         origins=origins,
         max_header_bytes=max_header_bytes,
         max_header_count=max_header_count,
+        http2=http2,
     )
     await server.run(task_status=task_status)
 

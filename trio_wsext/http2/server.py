@@ -123,6 +123,7 @@ async def _answer(stream: Http2Stream, headers: Headers, body: bytes, log_name: 
     try:
         with trio.move_on_after(ANSWER_TIMEOUT):
             stream._connection.send_headers(stream.stream_id, headers, end_stream=not body)
+            stream._local_ended = not body
             if body:
                 await stream.send_all(body)
                 await stream.send_eof()

@@ -288,7 +288,8 @@ class Http2Stream(trio.abc.HalfCloseableStream):
         if self._local_ended or self._broken:
             return
         self._local_ended = True
-        with contextlib.suppress(h2.exceptions.StreamClosedError):  # reset meanwhile
+        # Reset meanwhile, or the connection failed: nothing to end.
+        with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
             self._connection.end_stream(self.stream_id)
 
     async def aclose(self) -> None:

@@ -31,6 +31,7 @@ from trio_wsext import (
     serve_websocket,
 )
 from trio_wsext.client import parse_url
+from trio_wsext.exceptions import body_summary
 from trio_wsext.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
@@ -198,8 +199,47 @@ async def test_connection_refused_is_a_handshake_error() -> None:
     with trio.fail_after(10), pytest.raises(HandshakeError) as caught:
         async with open_websocket("127.0.0.1", port):
             pass  # pragma: no cover
-    assert str(caught.value).startswith(f"cannot connect to 127.0.0.1:{port}: ")
+    assert str(caught.value) == f"cannot connect to 127.0.0.1:{port}: connection refused"
     assert isinstance(caught.value.__cause__, OSError)
+
+
+async def test_a_plain_http_answer_shows_its_status_and_one_line(nursery: trio.Nursery) -> None:
+    """A web server's HTML error page reads as its title, not as 11 lines of markup."""
+    page = (
+        b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n"
+        b"<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        b"</body>\r\n</html>\r\n"
+    )
+
+    async def web_server(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)
+        head = b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+        await stream.send_all(head % len(page) + page)
+        await stream.aclose()
+
+    listeners = await nursery.start(trio.serve_tcp, web_server, 0)
+    port = listeners[0].socket.getsockname()[1]
+    with trio.fail_after(10), pytest.raises(ConnectionRejected) as caught:
+        async with open_websocket("127.0.0.1", port):
+            pass  # pragma: no cover
+    assert str(caught.value) == "server rejected WebSocket connection: HTTP 404: 404 Not Found"
+    assert caught.value.body == page
+
+
+@pytest.mark.parametrize(
+    ("body", "summary"),
+    [
+        (None, ""),
+        (b"", ""),
+        (b"\n\n  members only  \n", "members only"),
+        (b"first\nsecond", "first ..."),
+        (b"x" * 500, "x" * 120 + " ..."),
+        (b"<HTML><TITLE>Service\n  Unavailable</TITLE>", "Service Unavailable"),
+        ("caf\u00e9".encode(), "caf\u00e9"),
+    ],
+)
+def test_body_summary(body: bytes | None, summary: str) -> None:
+    assert body_summary(body) == summary
 
 
 async def test_connect_timeout_covers_a_silent_server() -> None:

@@ -1176,3 +1176,11 @@ def test_client_rejected_by_websockets_server() -> None:
     with pytest.raises(ConnectionRejected) as info:
         feed_bytewise_then_eof(client, b"".join(ws_server.data_to_send()))
     assert (info.value.status_code, info.value.body) == (403, b"Forbidden here\n")
+
+
+def test_client_refuses_a_header_of_the_wrong_type() -> None:
+    """A number as a header value says so (bytes(1) would be a NUL byte, not "1")."""
+    with pytest.raises(TypeError, match=r"^value of header 'X-A' must be str or bytes, not int$"):
+        ClientHandshake("example.com", 80, "/", extra_headers={"X-A": 1})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^header name 3 must be str or bytes, not int$"):
+        ClientHandshake("example.com", 80, "/", extra_headers=[(3, "x")])  # type: ignore[list-item]

@@ -23,8 +23,9 @@ The hierarchy::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from .frames import CloseReason
@@ -96,9 +97,40 @@ class ConnectionRejected(HandshakeError):
 
     def __str__(self) -> str:
         text = f"server rejected WebSocket connection: HTTP {self.status_code}"
-        if self.body:
-            text += f": {self.body[:200].decode('utf-8', 'replace')}"
+        summary = body_summary(self.body)
+        if summary:
+            text += f": {summary}"
         return text
+
+
+#: The most characters of a rejection's body that its message shows.
+BODY_SUMMARY_LENGTH: Final = 120
+
+_TITLE_RE: Final = re.compile(rb"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def body_summary(body: bytes | None) -> str:
+    """One line that says what an HTTP answer's body is about, for an error message.
+
+    An HTML page (a web server's error page, say) gives its ``<title>``; other
+    text its first non-blank line. At most :data:`BODY_SUMMARY_LENGTH`
+    characters; ``...`` marks what was cut, a further line included.
+    """
+    if not body:
+        return ""
+    head = body[:4096]
+    title = _TITLE_RE.search(head)
+    if title is not None:
+        line, more = b" ".join(title.group(1).split()), False
+    else:
+        lines = [line.strip() for line in head.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        line, more = lines[0], len(lines) > 1 or len(body) > len(head)
+    text = line.decode("utf-8", "replace")
+    if len(text) > BODY_SUMMARY_LENGTH:
+        text, more = text[:BODY_SUMMARY_LENGTH], True
+    return text + " ..." if more else text
 
 
 class RedirectError(ConnectionRejected):

@@ -328,6 +328,7 @@ def normalize_headers(
         reserved: lowercase names that the caller sets itself.
 
     Raises:
+        TypeError: a name or a value is neither ``str`` nor bytes.
         ValueError: a name is not a token, a value holds a control character
             (CR and LF included, so that no header can be injected), or a
             name is reserved.
@@ -339,6 +340,14 @@ def normalize_headers(
     )
     result = []
     for name, value in items:
+        if not isinstance(name, str | bytes | bytearray):
+            raise TypeError(
+                f"header name {name!r} must be str or bytes, not {type(name).__name__}"
+            )
+        if not isinstance(value, str | bytes | bytearray):
+            raise TypeError(
+                f"value of header {name!r} must be str or bytes, not {type(value).__name__}"
+            )
         raw_name = name.encode("utf-8") if isinstance(name, str) else bytes(name)
         raw_value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
         if _TOKEN_BYTES_RE.fullmatch(raw_name) is None:

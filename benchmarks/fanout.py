@@ -7,7 +7,8 @@ example's Redis thread included):
 
 - memory: the resident set before any client connects, with M idle
   connections, and after the burst; the growth divided by M is what a
-  connection costs (the kernel's socket memory is not in it);
+  connection costs. The kernel's share is apart: the growth of its slab
+  memory (system-wide, so other programs' activity shows in it) per socket;
 - idle CPU: over ``--idle`` seconds (at least the 20 s ping interval) with the
   connections idle, which is what keepalive and timers cost;
 - delivery: P messages published in one burst, timed until every connection
@@ -99,7 +100,7 @@ class Settings:
     ``--quick``'s 10 s may hold none."""
 
 
-DEFAULT: Final = Settings(processes=2, connections=1000, messages=500, size=256, idle=20.0)
+DEFAULT: Final = Settings(processes=2, connections=1000, messages=300, size=256, idle=20.0)
 QUICK: Final = Settings(processes=2, connections=200, messages=200, size=256, idle=10.0)
 
 
@@ -126,6 +127,9 @@ class Result:
     """Resident set growth with the idle connections, per connection, bytes."""
     rss_after_per_connection: float
     """Resident set growth after the burst, per connection, bytes."""
+    slab_per_socket: float
+    """Growth of the kernel's slab memory (system-wide) per TCP socket opened, bytes:
+    the kernel's share of an idle connection, on each end."""
 
     @property
     def rate(self) -> float:
@@ -141,6 +145,15 @@ class Result:
     def idle_core_per_10k(self) -> float:
         """Share of a core that 10,000 idle connections keep busy (keepalive, timers)."""
         return self.idle_cpu / self.connections * 10_000
+
+
+def slab_bytes() -> int:
+    """Return the kernel's slab memory (``Slab`` in /proc/meminfo), system-wide."""
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        for line in meminfo:
+            if line.startswith("Slab:"):
+                return int(line.split()[1]) * 1024
+    raise LookupError("no Slab line in /proc/meminfo")
 
 
 def message(seq: int, size: int) -> bytes:
@@ -431,6 +444,7 @@ def run_mode(
         time.sleep(SETTLE)
         pids = [server.process.pid for server in servers]
         base = [rss_bytes(pid) for pid in pids]
+        slab_before = slab_bytes()
         _log(f"{channel}: {settings.processes} servers up; connecting {settings.connections} each")
         for server in servers:
             clients.append(
@@ -448,6 +462,7 @@ def run_mode(
             raise WorkerError(f"negotiated windows {windows}, expected {expected}")
         time.sleep(SETTLE)
         idle = [rss_bytes(pid) for pid in pids]
+        slab_after = slab_bytes()
         _log(f"{channel}: idle for {settings.idle:g} s")
         idle_before = sum(cpu_seconds(pid) for pid in pids)
         time.sleep(settings.idle)
@@ -489,6 +504,8 @@ def run_mode(
         rss_base=sum(base) / len(base),
         rss_idle_per_connection=(sum(idle) - sum(base)) / connections,
         rss_after_per_connection=(sum(after) - sum(base)) / connections,
+        # Both ends of every connection are sockets of this machine.
+        slab_per_socket=(slab_after - slab_before) / (2 * connections),
     )
 
 
@@ -497,8 +514,8 @@ def format_table(settings: Settings, results: Sequence[Result]) -> str:
     lines = [
         "| clients offer | delivered | seconds | delivered msg/s | server CPU µs/msg"
         " | Redis CPU s | idle CPU, 10k conns | server RSS at start | RSS/connection idle"
-        " | RSS/connection after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " | RSS/connection after | kernel slab/socket |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         lines.append(
@@ -508,7 +525,8 @@ def format_table(settings: Settings, results: Sequence[Result]) -> str:
             f" | {result.idle_core_per_10k:.0%} of a core"
             f" | {result.rss_base / 2**20:.1f} MiB"
             f" | {result.rss_idle_per_connection / 1024:.1f} KiB"
-            f" | {result.rss_after_per_connection / 1024:.1f} KiB |"
+            f" | {result.rss_after_per_connection / 1024:.1f} KiB"
+            f" | {result.slab_per_socket / 1024:.1f} KiB |"
         )
     return "\n".join(lines)
 

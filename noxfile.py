@@ -1,4 +1,12 @@
-"""Development sessions: ``nox -l`` lists them; ``nox`` runs tests, lint and typecheck."""
+"""Development sessions: ``nox -l`` lists them; ``nox`` runs tests, lint and typecheck.
+
+Some sessions install programs outside Python: ``interop`` Node's ``ws`` (npm)
+and Debian's ``chromium`` (apt-get), ``proxy`` Debian's nginx, haproxy,
+redis-server, tinyproxy and dante-server (apt-get). Each says so in a log line
+before it installs anything. ``TRIO_WSEXT_NO_SYSTEM_INSTALL=1`` skips those
+installs, and the tests that need a missing program then skip; under CI
+(``CI=true``) the variable is ignored, so that CI runs every peer.
+"""
 
 from __future__ import annotations
 
@@ -16,35 +24,137 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 NODE_DIR = ROOT / "tests" / "interop" / "node"
 
+#: The Pythons that ``matrix`` tests on: every version pyproject.toml supports that is released.
+PYTHONS: Final = ["3.11", "3.12", "3.13"]
+
+#: Set to 1 to skip the installs outside Python (npm, apt-get); ignored under CI.
+NO_SYSTEM_INSTALL: Final = "TRIO_WSEXT_NO_SYSTEM_INSTALL"
+
+#: What ``tests`` runs unless posargs say otherwise: everything but the real-peer, deployment
+#: and documentation tests (sessions interop, proxy and docs).
+UNIT_TESTS: Final = [
+    "tests",
+    "--ignore=tests/interop",
+    "--ignore=tests/deploy",
+    "--ignore=tests/test_docs.py",
+]
+
+
+def _pyenv_pythons() -> None:
+    """Let nox find pyenv's installed Pythons for ``matrix``, where pyenv's shims cannot run them.
+
+    pyenv puts a ``python3.12`` shim on PATH for every installed version, but the
+    shim runs only the versions that ``pyenv global``/``local`` select, and nox
+    would take the shim. A link to each installed interpreter, in a directory put
+    first on PATH, lets every installed version be found. Without pyenv this does
+    nothing.
+    """
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    links = ROOT / ".nox" / "pythons"
+    for version in PYTHONS:
+        name = f"python{version}"
+        found = shutil.which(name)
+        if found is not None and Path(found).parent != pyenv / "shims":
+            continue
+        installed = sorted(
+            pyenv.glob(f"versions/{version}.*/bin/{name}"),
+            key=lambda path: [int(part) for part in path.parts[-3].split(".") if part.isdigit()],
+        )
+        if not installed:
+            continue
+        links.mkdir(parents=True, exist_ok=True)
+        link = links / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(installed[-1])
+    if links.is_dir():
+        os.environ["PATH"] = f"{links}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_pyenv_pythons()
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the unit, in-memory and loopback tests (everything but tests/interop)."""
+    """Run the unit, in-memory and loopback tests, measuring branch coverage.
+
+    Coverage's settings, ``fail_under`` included, are pyproject.toml's
+    ``[tool.coverage]``. With posargs (a subset of the tests), coverage is
+    reported but not enforced.
+    """
     session.install("-e", ".[test]")
-    session.run(
-        "pytest",
-        *(session.posargs or ["tests", "--ignore=tests/interop", "--ignore=tests/deploy"]),
-    )
+    coverage = ["--cov", "--cov-branch", "--cov-report=term-missing:skip-covered"]
+    if session.posargs:
+        coverage.append("--cov-fail-under=0")
+    session.run("pytest", *coverage, *(session.posargs or UNIT_TESTS))
+
+
+@nox.session(python=PYTHONS)
+def matrix(session: nox.Session) -> None:
+    """Run the unit tests on every supported Python installed here (``matrix-3.12`` for one).
+
+    A version that is not installed is skipped (under CI, nox fails instead).
+    Not a CI session: CI runs ``tests`` on one Python.
+    """
+    session.install("-e", ".[test]")
+    session.run("pytest", *(session.posargs or UNIT_TESTS))
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Check formatting and lint with ruff."""
-    session.install("ruff")
+    """Check formatting and lint with ruff; check spelling with codespell."""
+    session.install("ruff", "codespell")
     session.run("ruff", "format", "--check", ".")
     session.run("ruff", "check", ".")
+    # Its settings (the words that are right, the paths to skip) are pyproject.toml's.
+    session.run("codespell")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site, warnings as errors, then run every code block of the pages.
+
+    sphinx-build runs nitpicky (``-n``: every cross-reference must resolve) with
+    ``-W --keep-going`` (every warning is reported, and fails the build), from a
+    fresh environment (``-E``). The site is docs/_build/html. Then
+    tests/test_docs.py runs the Python blocks of README.md and docs/*.md against
+    a real local server, doctests the ``pycon`` blocks, and checks the command
+    lines; posargs go to that pytest.
+    """
+    # http2: autodoc imports trio_wsext.http2's modules, which need h2.
+    session.install("-e", ".[docs,http2]", "pytest>=8", "pytest-trio>=0.8", "trustme>=1.1")
+    build = ROOT / "docs" / "_build"
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-n", "-E", "-q", "-b", "html",
+        "-d", str(build / "doctrees"), "docs", str(build / "html"),
+    )  # fmt: skip
+    session.run("pytest", "tests/test_docs.py", *session.posargs)
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """Run mypy --strict on the package, tests, examples, benchmarks and this file."""
-    session.install("-e", ".[test,interop]", "mypy", "nox", "aiohttp", "picows")
+    """Run mypy --strict on the package, tests, examples, benchmarks, docs and this file."""
+    session.install(
+        "-e", ".[test,interop,docs]", "mypy", "nox", "aiohttp", "picows",
+        "types-docutils", "types-Pygments",
+    )  # fmt: skip
     session.run("mypy")
 
 
 def _in_ci() -> bool:
     """Return whether this runs under CI (``CI=true``), where every interop peer must run."""
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def _system_installs_skipped(session: nox.Session, what: str) -> bool:
+    """Return whether ``TRIO_WSEXT_NO_SYSTEM_INSTALL=1`` skips installing ``what`` (not in CI)."""
+    if os.environ.get(NO_SYSTEM_INSTALL, "").strip() not in {"1", "true", "yes"}:
+        return False
+    if _in_ci():
+        session.log(f"{NO_SYSTEM_INSTALL} is ignored under CI: every peer must run")
+        return False
+    session.warn(f"{NO_SYSTEM_INSTALL}: not installing {what}; the tests that need it skip")
+    return True
 
 
 def _missing_peer(session: nox.Session, message: str) -> None:
@@ -59,6 +169,9 @@ def _install_node_ws(session: nox.Session) -> None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         _missing_peer(session, "interop needs node and npm on PATH (Node's ws is a peer)")
         return
+    if _system_installs_skipped(session, "Node's ws (npm)"):
+        return
+    session.log(f"installing Node's ws with npm into {NODE_DIR.relative_to(ROOT)}/node_modules")
     session.run(
         "npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(NODE_DIR),
         external=True,
@@ -69,9 +182,12 @@ def _install_chromium(session: nox.Session) -> None:
     """Install Debian's chromium with apt-get when it is missing."""
     if shutil.which("chromium"):
         return
+    if _system_installs_skipped(session, "Debian's chromium (apt-get)"):
+        return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         _missing_peer(session, "chromium is missing and apt-get cannot install it here")
         return
+    session.log("installing Debian packages: chromium (apt-get, as root)")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-qq", external=True, env=env)
     session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env=env)
@@ -97,12 +213,14 @@ def _apt_install(session: nox.Session, programs: dict[str, str]) -> None:
     missing = sorted({package for program, package in programs.items() if not _which(program)})
     if not missing:
         return
+    if _system_installs_skipped(session, f"Debian's {', '.join(missing)} (apt-get)"):
+        return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         _missing_peer(
             session, f"{', '.join(missing)} missing and apt-get cannot install them here"
         )
         return
-    session.log(f"installing Debian packages: {' '.join(missing)}")
+    session.log(f"installing Debian packages: {' '.join(missing)} (apt-get, as root)")
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     policy = Path("/usr/sbin/policy-rc.d")
     made_policy = not policy.exists()

@@ -1,6 +1,6 @@
 """A custom extension: XOR "encryption", negotiated with a shared password.
 
-Port of the seed's "Custom Implementation" example. With the right password
+Port of websockets' "Custom Implementation" example. With the right password
 the server accepts the extension and both sides encrypt their frames; with a
 wrong one the server declines it (``NegotiationError`` declines one offer)
 and the connection goes on without it. XOR is NOT encryption: this shows the
@@ -8,7 +8,7 @@ extension API, nothing more.
 
 ``decode`` takes the keyword ``max_size``: what is left of the message-size
 budget, which only an extension that expands data (decompression) needs to
-respect. The seed's ``decode(self, frame)`` runs unchanged too; type checkers
+respect. The original's ``decode(self, frame)`` runs unchanged too; type checkers
 want the keyword.
 """
 

@@ -47,7 +47,7 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_INTERRUPTED: Final = 130
 
-#: ``serve``'s default port: the one the seed's examples use.
+#: ``serve``'s default port: the one websockets' extension examples use.
 DEFAULT_PORT: Final = 8765
 
 #: The end of ``--help``.

@@ -25,7 +25,7 @@ no more.
 
 Why a window of 8 bits is compressed with zlib's 9: zlib's deflate cannot be
 set up with a 256-byte window for a raw stream (``compressobj(wbits=-8)``
-raises ``ValueError`` since zlib 1.2.9; see madler/zlib#171). But zlib's
+raises ``ValueError`` since zlib 1.2.9). But zlib's
 deflate never emits a match farther back than its window minus 262 bytes
 (``MAX_DIST`` in ``deflate.c``), so a 512-byte window emits distances of at
 most 250, which a peer decoding with a 256-byte window accepts. An 8 is thus

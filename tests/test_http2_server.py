@@ -23,9 +23,10 @@ from trio_wsext import (
     serve_websocket,
 )
 from trio_wsext.endpoints import Endpoint
+from trio_wsext.frames import Close, Frame, Opcode, serialize_frame
 from trio_wsext.http2 import Http2Options, Http2Pool, StaticResponse
 from trio_wsext.http2.connection import Http2Connection
-from trio_wsext.http2.handshake import response_status
+from trio_wsext.http2.handshake import Http2ClientHandshake, response_status
 
 Handler = Callable[[WebSocketRequest], Awaitable[None]]
 TIMEOUT = 10
@@ -410,3 +411,42 @@ async def test_http2_without_h2_installed_names_the_extra(
     with pytest.raises(ImportError, match=r"trio_wsext\[http2\]"):
         async with open_websocket_url("wss://127.0.0.1:1/", http2=True):
             pass  # pragma: no cover - refused
+
+
+async def test_server_answers_a_close_frame_that_came_with_end_stream() -> None:
+    """Chromium sets END_STREAM on its close frame: the server still sends its own close frame.
+
+    RFC 6455 §5.5.1: "If an endpoint receives a Close frame and did not
+    previously send a Close frame, the endpoint MUST send a Close frame in
+    response"; without it chromium reports 1006 instead of 1000. Whether the
+    server's reader sees the EOF before its writer took the close frame
+    depends on trio's (shuffled) scheduling order: 20 rounds.
+    """
+    recorder = Recorder()
+    close = Frame(Opcode.CLOSE, Close(1000, "bye").serialize())
+    missing = 0
+    with trio.fail_after(TIMEOUT):
+        async with serving(recorder.handler, None) as (_, url, _context):
+            port = int(url.rsplit(":", 1)[1])
+            request = Http2ClientHandshake("127.0.0.1", port, "/", secure=False).request_headers
+            for _ in range(20):
+                connection = Http2Connection(
+                    await trio.open_tcp_stream("127.0.0.1", port), client=True
+                )
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(connection.run)
+                    await connection.wait_settings()
+                    stream = connection.open_stream(request)
+                    await stream.receive_headers()
+                    # One DATA frame: the close frame, with END_STREAM.
+                    connection.h2.send_data(
+                        stream.stream_id, serialize_frame(close, mask=True), end_stream=True
+                    )
+                    stream._local_ended = True
+                    connection.kick()
+                    received = b""
+                    while data := await stream.receive_some():
+                        received += data
+                    missing += received != serialize_frame(close, mask=False)
+                    nursery.cancel_scope.cancel()
+    assert missing == 0

@@ -1373,6 +1373,12 @@ class ConnectionEngine:
 
     def _on_eof(self) -> None:
         if self.protocol.close_received is not None:
+            if self.protocol.side is Side.SERVER and self._unsent_bytes:
+                # A client that half-closes with its close frame (Chromium
+                # over HTTP/2 sets END_STREAM on it, RFC 8441) still gets our
+                # close frame: the writer flushes it, then _advance ends the
+                # connection (within disconnect_timeout).
+                return
             self._teardown()  # the server closed TCP after the closing handshake
         else:
             self._lost(None, "stream ended without a close frame")

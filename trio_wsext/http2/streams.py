@@ -19,10 +19,10 @@ stream alone. At most one window (``stream_window``) is ever buffered here.
 
 **Closing** follows RFC 8441 §5: "orderly TCP-level closures are
 represented as END_STREAM flags, and RST exceptions are represented with the
-RST_STREAM frame". ``send_eof`` sends END_STREAM; ``aclose`` sends it too,
-then waits (at most :data:`CLOSE_LINGER` seconds) for the peer's, as a
-TCP close waits for the peer's FIN, and resets the stream (CANCEL) if it does
-not come, or if ``aclose`` is cancelled. The peer's END_STREAM is
+RST_STREAM frame". ``send_eof`` sends END_STREAM; ``aclose`` sends it too, then waits
+(at most :data:`CLOSE_LINGER` seconds) for the peer's, as a TCP close waits
+for the peer's FIN, and resets the stream (CANCEL) if it does not come, or if
+``aclose`` is cancelled. The peer's END_STREAM is
 ``receive_some``'s EOF; its RST_STREAM, or the loss of the connection, makes
 both directions raise :exc:`trio.BrokenResourceError`.
 """

@@ -9,7 +9,7 @@ client of every process gets every message, in the order Redis received them::
     redis-server --port 6379 --save '' --appendonly no &
     python examples/redis_fanout.py --port 8765 &
     python examples/redis_fanout.py --port 8766 &
-    python -m trio_wsext connect ws://127.0.0.1:8765/ &
+    python -m trio_wsext connect ws://127.0.0.1:8765/   # in another terminal
     redis-cli publish broadcast 'hello, every client of every process'
 
 Ctrl-C (or SIGTERM) stops a process cleanly: its clients get a close with

@@ -22,6 +22,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
@@ -88,6 +89,24 @@ async def pid_echo(request: WebSocketRequest) -> None:
 def fail_to_start() -> None:
     """An initializer that fails, as a handler module that cannot start does."""
     raise RuntimeError("failing at start on purpose")
+
+
+#: Where :func:`fork_a_long_lived_child` notes the pids of the children it forks.
+CHILDREN_FILE: Final = "TRIO_WSEXT_TEST_CHILDREN"
+
+
+def fork_a_long_lived_child() -> None:
+    """An initializer that forks a child without exec, living on (120 s) after the worker.
+
+    The child holds every file descriptor the worker had, as the processes of
+    a fork-based ``multiprocessing.Pool`` in a handler would.
+    """
+    child = os.fork()
+    if child == 0:
+        time.sleep(120)
+        os._exit(0)
+    with open(os.environ[CHILDREN_FILE], "a") as children:
+        children.write(f"{child}\n")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -314,6 +333,42 @@ async def test_sigkilled_worker_is_restarted_and_serves_again(
     assert f"worker 1 (pid {victim}) was killed by SIGKILL; restarting in 0.5 s" in messages
     assert process_gone(victim)
     assert process_gone(newcomer)
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="needs os.pidfd_open (Linux)")
+async def test_worker_death_is_noticed_while_a_child_it_forked_lives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed worker whose forked child lives on is still seen to die, and restarted."""
+    children = tmp_path / "children"
+    children.touch()
+    monkeypatch.setenv(CHILDREN_FILE, str(children))  # the workers inherit the environment
+    try:
+        with trio.fail_after(TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                pool: WorkerPool = await nursery.start(
+                    WorkerPool(
+                        "test_workers:pid_echo",
+                        "127.0.0.1",
+                        0,
+                        workers=1,
+                        initializer="test_workers:fork_a_long_lived_child",
+                    ).run
+                )
+                (victim,) = pool.statistics().pids
+                os.kill(victim, signal.SIGKILL)
+
+                def replaced() -> bool:
+                    stats = pool.statistics()
+                    return stats.ready == 1 and victim not in stats.pids
+
+                await wait_until(replaced)
+                await pool.aclose()
+    finally:
+        for pid in children.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    assert len(children.read_text().split()) == 2  # the first worker's child, the second's
 
 
 async def test_worker_failing_at_start_is_retried_with_growing_delays(

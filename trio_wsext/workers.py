@@ -552,18 +552,21 @@ class WorkerPool:
         logger.debug("worker %d started, pid %d", slot.number, process.pid)
         failures: list[str] = []
         exited = False
+        exit_fd = _exit_fd(process)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_reports, slot, reader, failures)
-                await trio.lowlevel.wait_readable(process.sentinel)
+                await trio.lowlevel.wait_readable(exit_fd)
                 nursery.cancel_scope.cancel()
-            process.join()  # it has closed its end of the sentinel: it is exiting
+            process.join()  # it has exited, or is exiting
             exited = True
             while reader.poll() and self._receive_report(slot, reader, failures):
                 pass
         finally:
             slot.ready = False
             reader.close()
+            if exit_fd != process.sentinel:
+                os.close(exit_fd)
             if exited:
                 slot.process = None
         how = _describe_exit(process.pid, process.exitcode)
@@ -927,6 +930,21 @@ def _sigint_ignored_by_children() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
+def _exit_fd(process: multiprocessing.process.BaseProcess) -> int:
+    """Return a file descriptor that becomes readable when ``process`` exits.
+
+    A pidfd where Linux has them: the process's sentinel pipe (the other
+    choice) stays open while a child the worker forked without exec lives,
+    and its exit would go unnoticed.
+    """
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is not None and process.pid is not None:
+        with contextlib.suppress(OSError):
+            fd: int = pidfd_open(process.pid)
+            return fd
+    return process.sentinel
 
 
 def _send_signal(process: multiprocessing.process.BaseProcess | None, signum: int) -> None:

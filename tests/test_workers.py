@@ -91,6 +91,11 @@ def fail_to_start() -> None:
     raise RuntimeError("failing at start on purpose")
 
 
+def make_a_pool() -> None:
+    """An initializer that makes a pool, as an unguarded ``run_workers`` call at import does."""
+    WorkerPool("test_workers:pid_echo", "127.0.0.1", 0, workers=1)
+
+
 #: Where :func:`fork_a_long_lived_child` notes the pids of the children it forks.
 CHILDREN_FILE: Final = "TRIO_WSEXT_TEST_CHILDREN"
 
@@ -432,6 +437,25 @@ async def test_without_a_worker_only_a_shared_socket_takes_connections(
                         await sock.connect(("127.0.0.1", pool.port))
             assert pool.statistics().ready == 0
             await pool.aclose()
+
+
+async def test_pool_made_in_a_worker_fails_that_worker(caplog: pytest.LogCaptureFixture) -> None:
+    """A worker whose imports make a pool fails with a RuntimeError that says what to guard."""
+    caplog.set_level(logging.INFO, logger="trio_wsext.workers")
+    pool = WorkerPool(
+        "test_workers:pid_echo", "127.0.0.1", 0, workers=1, initializer="test_workers:make_a_pool"
+    )
+
+    def failures() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "restarting in" in r.getMessage()]
+
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pool.run)
+            await wait_until(lambda: len(failures()) >= 1)
+            await pool.aclose()
+    assert "RuntimeError: a WorkerPool was made in a worker process" in failures()[0]
+    assert "if __name__ == '__main__':" in failures()[0]
 
 
 # -- errors before anything starts -------------------------------------------------------------

@@ -243,8 +243,8 @@ async def open_reuse_port_listeners(
         One listener per address ``host`` resolves to.
 
     Raises:
-        OSError: an address cannot be bound, or ``SO_REUSEPORT`` does not
-            exist here; listeners opened already are closed.
+        OSError: an address cannot be bound; listeners opened already are closed.
+        ValueError: ``SO_REUSEPORT`` does not exist on this system.
     """
     _check_reuse_port()
     addresses = await _resolve(host, port)
@@ -281,7 +281,10 @@ class WorkerPool:
 
     Raises:
         ValueError, TypeError: an argument or option is invalid, or cannot
-            be sent to a worker (not picklable); nothing has started.
+            be sent to a worker (not picklable, or defined in a package's
+            ``__main__``, which workers do not import); nothing has started.
+        RuntimeError: this is a worker process (a module the handler's
+            import runs made a pool: guard it with ``if __name__ == "__main__":``).
     """
 
     def __init__(

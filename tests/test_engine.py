@@ -20,7 +20,7 @@ from functools import partial
 import pytest
 import trio
 import trio.testing
-from helpers import RawPeer, open_raw_pair
+from helpers import RawPeer, open_connection_pair, open_raw_pair
 
 from trio_wsext import WebSocketRequest, engine, open_websocket, serve_websocket
 from trio_wsext.connection import RECEIVE_SIZE, WebSocketConnection
@@ -459,3 +459,34 @@ async def test_keepalive_pings_every_interval_when_the_pong_timeout_is_longer(
                 pings += 1
                 await peer.send_frame(Frame(Opcode.PONG, frame.data))
         assert pings == 10
+
+
+async def test_an_idle_connection_stops_looking_for_idleness_once_released(
+    autojump_clock: trio.abc.Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a release with nothing sent since, the reader sleeps until the next message."""
+    looks = 0
+    release_if_idle = engine.ConnectionEngine._release_if_idle
+
+    def counting(self: engine.ConnectionEngine) -> bool:
+        nonlocal looks
+        looks += 1
+        return release_if_idle(self)
+
+    monkeypatch.setattr(engine.ConnectionEngine, "_release_if_idle", counting)
+    extension = PerMessageDeflate(True)
+    async with open_connection_pair(
+        client_extensions=[PerMessageDeflate(False)], server_extensions=[extension]
+    ) as (client, server):
+        await server.send_message("x" * 1000)
+        assert await client.get_message() == "x" * 1000
+        await trio.sleep(20 * IDLE_RELEASE_AFTER)
+        # Two looks (the second releases), then none: not one every half period.
+        assert looks == 2
+        assert not _holds_compressor(extension)
+        # The next message wakes the idleness check again.
+        await server.send_message("y" * 1000)
+        assert await client.get_message() == "y" * 1000
+        await trio.sleep(2 * IDLE_RELEASE_AFTER)
+        assert looks == 4
+        assert not _holds_compressor(extension)

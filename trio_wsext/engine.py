@@ -153,7 +153,8 @@ SCHEDULE_EVERY: Final = 16
 #: start a fresh one at any message boundary). The connection looks every
 #: half of this, and releases when nothing was sent since its last look: so
 #: between half of this and all of it after the last message. A connection
-#: that sends more often keeps its compressor.
+#: that sends more often keeps its compressor; one that has released and
+#: sent nothing since does not look again until its next message.
 IDLE_RELEASE_AFTER: Final = 10.0
 
 #: Seconds a client waits for the server to close TCP once both close frames
@@ -359,6 +360,7 @@ class ConnectionEngine:
         "_incoming",
         "_low_water",
         "_messages_framed",
+        "_next_release",
         "_nursery",
         "_offload",
         "_parsing_in_thread",
@@ -481,6 +483,9 @@ class ConnectionEngine:
         self._messages_framed = 0
         self._idle_mark = -1
         self._released_at = 0  # messages framed when the extensions last released
+        # When the reader next looks for idleness (inf: nothing sent since the
+        # last release; the next message sets it again, see _count_message).
+        self._next_release = math.inf
         self._writer: trio.lowlevel.Task | None = None  # the writer, parked for work
         self._writing = False  # the writer task runs (it owns send_all)
         self._corked = False  # a write went straight out since the last yield
@@ -652,6 +657,8 @@ class ConnectionEngine:
 
     def _count_message(self, payload: int) -> None:
         # A message whose last byte is framed at self._framed: sent once written.
+        if self._next_release == math.inf and self._offload:
+            self._arm_release()
         if self.wire_bytes_sent >= self._framed and not self._pending_stats:
             self.messages_sent += 1
             self.bytes_sent += payload
@@ -659,6 +666,15 @@ class ConnectionEngine:
         if self._pending_stats is None:
             self._pending_stats = deque()
         self._pending_stats.append((self._framed, payload))
+
+    def _arm_release(self) -> None:
+        # The first message since the extensions last released: look for
+        # idleness again, IDLE_RELEASE_AFTER / 2 from now (see _read_with_timers).
+        when = trio.current_time() + IDLE_RELEASE_AFTER / 2
+        self._next_release = when
+        scope = self._timer_scope
+        if scope is not None and when < scope.deadline:
+            scope.deadline = when
 
     def _start_writer(self) -> None:
         if self._writing:
@@ -1469,12 +1485,12 @@ class ConnectionEngine:
         pong_timeout = self._ping_timeout
         now = trio.current_time()
         next_ping = math.inf if interval is None else now + interval
-        next_release = now + IDLE_RELEASE_AFTER / 2 if self._offload else math.inf
         waiter: PingWaiter | None = None
         pauses_at_ping = 0
         written_at_ping = 0
         pong_deadline = math.inf
         while self._phase is _OPEN:
+            next_release = self._next_release
             deadline = min(pong_deadline if waiter is not None else next_ping, next_release)
             self._timers_after_pong = min(next_ping, next_release)
             with trio.CancelScope(deadline=deadline) as scope:
@@ -1487,10 +1503,15 @@ class ConnectionEngine:
             now = trio.current_time()
             if self._leaving():
                 break  # no more pings: the closing handshake has its own timeout
-            if now >= next_release:
-                next_release = now + IDLE_RELEASE_AFTER / 2
+            if now >= self._next_release:
                 if self._release_if_idle():
                     request_heap_trim()
+                if self._released_at == self._messages_framed == self._idle_mark:
+                    # Released, and nothing sent since: no need to look again
+                    # before the next message (an idle connection sleeps).
+                    self._next_release = math.inf
+                else:
+                    self._next_release = now + IDLE_RELEASE_AFTER / 2
             if waiter is not None:
                 if waiter.answered:
                     waiter, pong_deadline = None, math.inf

@@ -71,7 +71,14 @@ PROTOCOL: Final = "websocket"
 #: containing connection-specific header fields", and RFC 8441 §5 drops the
 #: Upgrade handshake's own headers; none may come through ``extra_headers``.
 _CONNECTION_SPECIFIC: Final = frozenset(
-    b"connection upgrade keep-alive proxy-connection transfer-encoding te".split()
+    {
+        b"connection",
+        b"upgrade",
+        b"keep-alive",
+        b"proxy-connection",
+        b"transfer-encoding",
+        b"te",  # codespell:ignore te
+    }
 )
 _WEBSOCKET_HEADERS: Final = frozenset(
     b"sec-websocket-key sec-websocket-accept sec-websocket-version"

@@ -312,7 +312,7 @@ async def test_client_falls_back_to_http11_when_alpn_does_not_choose_h2(
                     "127.0.0.1",
                     0,
                     server_context,
-                    http2=alpn is None and False,
+                    http2=alpn is not None,  # no ALPN: a server without HTTP/2
                     task_status=task_status,
                 )
             )

@@ -135,7 +135,7 @@ def docs(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict on the package, tests, examples, benchmarks, docs and this file."""
     session.install(
-        "-e", ".[test,interop,docs]", "mypy", "nox", "aiohttp", "picows",
+        "-e", ".[test,interop,deploy,docs]", "mypy", "nox", "aiohttp", "picows",
         "types-docutils", "types-Pygments",
     )  # fmt: skip
     session.run("mypy")

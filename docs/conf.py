@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -201,9 +202,34 @@ def _restore_attribute_docstring(
         lines[:] = saved
 
 
+TOCTREE_ENTRY = re.compile(r"^([\w./-]+)$", re.MULTILINE)
+
+
+def _list_every_page(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Add the pages that index.md does not list to a last table of contents, "More".
+
+    Pages are written by several people at once; a page that lands without an
+    entry in index.md is still reachable (and does not fail the build).
+    """
+    if docname != root_doc:
+        return
+    listed = set()
+    for block in re.findall(r"```\{toctree\}(.*?)```", source[0], flags=re.DOTALL):
+        listed.update(TOCTREE_ENTRY.findall(block))
+    others = sorted(
+        page.stem
+        for page in HERE.glob("*.md")
+        if page.stem != root_doc and page.stem not in listed
+    )
+    if others:
+        entries = "\n".join(others)
+        source[0] += f"\n```{{toctree}}\n:caption: More\n:maxdepth: 1\n\n{entries}\n```\n"
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     """Register the name resolver, the docstring fix-up and the lexers Pygments lacks."""
     app.connect("missing-reference", _resolve_python_name)
+    app.connect("source-read", _list_every_page)
     # Around napoleon's own handler (priority 500).
     app.connect("autodoc-process-docstring", _save_attribute_docstring, priority=400)
     app.connect("autodoc-process-docstring", _restore_attribute_docstring, priority=600)

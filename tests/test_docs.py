@@ -63,7 +63,7 @@ ROOT = Path(__file__).parent.parent
 #: Pages whose Python blocks are not marked yet, so that they are not run (their
 #: commands and doctests are checked all the same). Remove a page once its blocks run.
 PYTHON_NOT_RUN: frozenset[str] = frozenset(
-    {"docs/clients.md", "docs/deployment.md", "docs/scaling.md", "docs/streaming.md"}
+    {"docs/clients.md", "docs/deployment.md", "docs/streaming.md"}
 )
 
 #: Languages of blocks that are shown and not run: configuration files and output.

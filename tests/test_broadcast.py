@@ -312,3 +312,22 @@ async def test_over_tcp_every_client_gets_what_was_delivered_in_order(
                     assert text == NEWS
                     received.append(int(number))
             assert received == expected[name]
+
+
+async def test_write_limit_is_an_option_of_server_and_client(nursery: trio.Nursery) -> None:
+    """serve_websocket and the client functions take websockets' write_limit."""
+    limits: list[int] = []
+
+    async def handler(request: trio_wsext.WebSocketRequest) -> None:
+        ws = await request.accept()
+        limits.append(ws._engine._high_water)
+        await ws.send_message("hi")
+
+    serve = functools.partial(trio_wsext.serve_websocket, write_limit=1024)
+    server = await nursery.start(serve, handler, "127.0.0.1", 0, None)
+    async with trio_wsext.open_websocket(
+        "127.0.0.1", server.port, "/", use_ssl=False, write_limit=2048
+    ) as ws:
+        assert await ws.get_message() == "hi"
+        assert ws._engine._high_water == 2048
+    assert limits == [1024]

@@ -39,6 +39,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .frames import Close, CloseCode, CloseReason, Frame, Opcode
+from .http2 import Http2Options, Http2Pool, StaticResponse
 from .options import ConnectionOptions
 from .server import (
     WebSocketRequest,
@@ -67,6 +68,8 @@ __all__ = [
     "Endpoint",
     "Frame",
     "HandshakeError",
+    "Http2Options",
+    "Http2Pool",
     "InvalidHeader",
     "InvalidHeaderFormat",
     "InvalidParameterName",
@@ -78,6 +81,7 @@ __all__ = [
     "ProxyError",
     "ProxyStatusError",
     "RedirectError",
+    "StaticResponse",
     "WebSocketConnection",
     "WebSocketError",
     "WebSocketRequest",

@@ -59,6 +59,7 @@ from .options import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_RECEIVE_BUFFER_SIZE,
+    DEFAULT_WRITE_LIMIT,
     ConnectionOptions,
     check_extension_factories,
     check_ssl_context,
@@ -752,6 +753,7 @@ async def wrap_client_stream(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -780,6 +782,7 @@ async def wrap_client_stream(
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
         receive_buffer_size: see :func:`connect_websocket`.
+        write_limit: see :func:`connect_websocket`.
         connect_timeout: seconds for the opening handshake.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -807,6 +810,7 @@ async def wrap_client_stream(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -844,6 +848,7 @@ async def connect_websocket(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -881,6 +886,10 @@ async def connect_websocket(
         receive_buffer_size: the most bytes asked of the stream per read
             (trio-websocket's option; 64 KiB by default), or ``None`` to let
             the stream choose.
+        write_limit: bytes that may wait for the wire before a send waits
+            (until a quarter is left), as websockets' ``write_limit``; 64 KiB
+            by default. :func:`~trio_wsext.broadcast` skips (or closes) a
+            connection over it.
         connect_timeout: seconds for everything before the connection runs:
             the TCP connect, the proxy's tunnel, TLS, the opening handshake
             and every redirect, together.
@@ -943,6 +952,7 @@ async def connect_websocket(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -970,6 +980,7 @@ async def connect_websocket_url(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -994,6 +1005,7 @@ async def connect_websocket_url(
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
         receive_buffer_size: see :func:`connect_websocket`.
+        write_limit: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -1016,6 +1028,7 @@ async def connect_websocket_url(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -1042,6 +1055,7 @@ async def connect_websocket_unix(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -1069,6 +1083,7 @@ async def connect_websocket_unix(
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
         receive_buffer_size: see :func:`connect_websocket`.
+        write_limit: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -1088,6 +1103,7 @@ async def connect_websocket_unix(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -1114,6 +1130,7 @@ async def open_websocket(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -1142,6 +1159,7 @@ async def open_websocket(
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
         receive_buffer_size: see :func:`connect_websocket`.
+        write_limit: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -1166,6 +1184,7 @@ async def open_websocket(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -1195,6 +1214,7 @@ async def open_websocket_url(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -1216,6 +1236,7 @@ async def open_websocket_url(
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
         receive_buffer_size: see :func:`connect_websocket`.
+        write_limit: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -1238,6 +1259,7 @@ async def open_websocket_url(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -1267,6 +1289,7 @@ async def open_websocket_unix(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -1288,6 +1311,7 @@ async def open_websocket_unix(
         message_queue_size: see :func:`connect_websocket`.
         max_message_size: see :func:`connect_websocket`.
         receive_buffer_size: see :func:`connect_websocket`.
+        write_limit: see :func:`connect_websocket`.
         connect_timeout: see :func:`connect_websocket`.
         disconnect_timeout: see :func:`connect_websocket`.
         ping_interval: see :func:`connect_websocket`.
@@ -1306,6 +1330,7 @@ async def open_websocket_unix(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,

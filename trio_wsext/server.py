@@ -62,6 +62,7 @@ from .options import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_RECEIVE_BUFFER_SIZE,
+    DEFAULT_WRITE_LIMIT,
     ConnectionOptions,
     check_extension_factories,
     check_ssl_context,
@@ -520,6 +521,10 @@ class WebSocketServer:
         receive_buffer_size: the most bytes asked of the stream per read
             (trio-websocket's option; 64 KiB by default), or ``None`` to let
             the stream choose.
+        write_limit: bytes that may wait for the wire before a send waits
+            (until a quarter is left), as websockets' ``write_limit``; 64 KiB
+            by default. :func:`~trio_wsext.broadcast` skips (or closes) a
+            connection over it.
         connect_timeout: seconds a client has, from TCP accept, to send its
             whole opening handshake (TLS included); then it is dropped.
         disconnect_timeout: seconds for the closing handshake.
@@ -557,6 +562,7 @@ class WebSocketServer:
         message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+        write_limit: int = DEFAULT_WRITE_LIMIT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
         ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -575,6 +581,7 @@ class WebSocketServer:
                 message_queue_size=message_queue_size,
                 max_message_size=max_message_size,
                 receive_buffer_size=receive_buffer_size,
+                write_limit=write_limit,
                 connect_timeout=connect_timeout,
                 disconnect_timeout=disconnect_timeout,
                 ping_interval=ping_interval,
@@ -908,6 +915,7 @@ async def serve_websocket(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -941,6 +949,7 @@ async def serve_websocket(
         message_queue_size: see :class:`WebSocketServer`.
         max_message_size: see :class:`WebSocketServer`.
         receive_buffer_size: see :class:`WebSocketServer`.
+        write_limit: see :class:`WebSocketServer`.
         connect_timeout: see :class:`WebSocketServer`.
         disconnect_timeout: see :class:`WebSocketServer`.
         ping_interval: see :class:`WebSocketServer`.
@@ -966,6 +975,7 @@ async def serve_websocket(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -994,6 +1004,7 @@ async def serve_websocket(
         message_queue_size=message_queue_size,
         max_message_size=max_message_size,
         receive_buffer_size=receive_buffer_size,
+        write_limit=write_limit,
         connect_timeout=connect_timeout,
         disconnect_timeout=disconnect_timeout,
         ping_interval=ping_interval,
@@ -1048,6 +1059,7 @@ async def serve_websocket_unix(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     disconnect_timeout: float = DEFAULT_DISCONNECT_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -1084,6 +1096,7 @@ async def serve_websocket_unix(
         message_queue_size: see :class:`WebSocketServer`.
         max_message_size: see :class:`WebSocketServer`.
         receive_buffer_size: see :class:`WebSocketServer`.
+        write_limit: see :class:`WebSocketServer`.
         connect_timeout: see :class:`WebSocketServer`.
         disconnect_timeout: see :class:`WebSocketServer`.
         ping_interval: see :class:`WebSocketServer`.
@@ -1106,6 +1119,7 @@ async def serve_websocket_unix(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -1140,6 +1154,7 @@ async def serve_websocket_unix(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,
@@ -1164,6 +1179,7 @@ async def wrap_server_stream(
     message_queue_size: int = DEFAULT_MESSAGE_QUEUE_SIZE,
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     receive_buffer_size: int | None = DEFAULT_RECEIVE_BUFFER_SIZE,
+    write_limit: int = DEFAULT_WRITE_LIMIT,
     *,
     extensions: Sequence[ServerExtensionFactory] | None = None,
     compression: str | None = "deflate",
@@ -1193,6 +1209,7 @@ async def wrap_server_stream(
         message_queue_size: see :class:`WebSocketServer`, as are the others.
         max_message_size: see :class:`WebSocketServer`.
         receive_buffer_size: see :class:`WebSocketServer`.
+        write_limit: see :class:`WebSocketServer`.
         extensions: see :class:`WebSocketServer`.
         compression: see :class:`WebSocketServer`.
         connect_timeout: seconds the client has to send its whole request.
@@ -1224,6 +1241,7 @@ async def wrap_server_stream(
             message_queue_size=message_queue_size,
             max_message_size=max_message_size,
             receive_buffer_size=receive_buffer_size,
+            write_limit=write_limit,
             connect_timeout=connect_timeout,
             disconnect_timeout=disconnect_timeout,
             ping_interval=ping_interval,

@@ -1,4 +1,4 @@
-"""Tests of trio_wsext.bench: the measurement behind ``python -m trio_wsext bench``."""
+"""Tests of trio_wsext.cli.bench: the measurement behind ``python -m trio_wsext bench``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 import trio
 
-from trio_wsext.bench import BenchResult, format_bench_table, results_as_json, run_bench
+from trio_wsext.cli.bench import BenchResult, format_bench_table, results_as_json, run_bench
 
 
 async def test_run_bench_measures_each_size_off_then_deflate() -> None:

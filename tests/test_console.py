@@ -1,4 +1,4 @@
-"""Tests of trio_wsext.console: the interactive client of ``connect``."""
+"""Tests of trio_wsext.cli.console: the interactive client of ``connect``."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from trio_wsext import WebSocketRequest, serve_websocket
-from trio_wsext.console import read_lines, run_console
-from trio_wsext.echo import serve_echo
+from trio_wsext.cli.console import read_lines, run_console
+from trio_wsext.cli.echo import serve_echo
 
 
 class Pipe:

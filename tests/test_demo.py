@@ -1,4 +1,4 @@
-"""Tests of trio_wsext.demo: what ``python -m trio_wsext demo`` prints."""
+"""Tests of trio_wsext.cli.demo: what ``python -m trio_wsext demo`` prints."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import io
 
 import trio
 
-from trio_wsext.demo import DemoRow, describe_deflate, format_demo_table, run_demo
+from trio_wsext.cli.demo import DemoRow, describe_deflate, format_demo_table, run_demo
+from trio_wsext.cli.samples import MESSAGE_SIZES
 from trio_wsext.extensions.permessage_deflate import PerMessageDeflate
-from trio_wsext.samples import MESSAGE_SIZES
 
 
 async def test_run_demo_measures_every_size_with_and_without_compression() -> None:

@@ -55,7 +55,7 @@ import trio
 import trustme
 
 import trio_wsext
-from trio_wsext.__main__ import build_parser
+from trio_wsext.cli.main import build_parser
 from trio_wsext.server import WebSocketRequest
 
 ROOT = Path(__file__).parent.parent

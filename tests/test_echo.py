@@ -1,4 +1,4 @@
-"""Tests of trio_wsext.echo: the echo server of ``serve``, ``demo`` and ``bench``."""
+"""Tests of trio_wsext.cli.echo: the echo server of ``serve``, ``demo`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from trio_wsext import Endpoint, open_websocket_url
-from trio_wsext.echo import _endpoint, describe_extensions, serve_echo
+from trio_wsext.cli.echo import _endpoint, describe_extensions, serve_echo
 
 
 async def test_serve_echo_echoes_text_and_binary() -> None:

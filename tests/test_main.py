@@ -19,8 +19,9 @@ import pytest
 import trio
 import trustme
 
+import trio_wsext
 from trio_wsext import ConnectionClosed, WebSocketRequest, open_websocket_url, serve_websocket
-from trio_wsext.__main__ import main
+from trio_wsext.cli.main import main, program_name
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 #: The package is imported from this checkout whether or not it is installed.
@@ -171,7 +172,7 @@ def test_help_lists_the_four_subcommands() -> None:
     """``--help`` exits 0 and names serve, connect, demo and bench."""
     result = run_cli("--help")
     assert result.returncode == 0
-    assert result.stdout.startswith("usage: python -m trio_wsext [-h] COMMAND ...\n")
+    assert result.stdout.startswith("usage: python -m trio_wsext [-h] [--version] COMMAND ...\n")
     for command in ("serve", "connect", "demo", "bench"):
         assert re.search(rf"^    {command} +\S", result.stdout, re.MULTILINE), command
 
@@ -743,3 +744,36 @@ def test_serve_workers_port_in_use_exits_1_with_one_line(extra: tuple[str, ...])
         r"\[Errno \d+\] [Aa]ddress already in use\n",
         result.stderr,
     )
+
+
+def test_version_prints_the_release(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"python -m trio_wsext {trio_wsext.__version__}\n"
+
+
+@pytest.mark.parametrize(
+    ("argv0", "name"),
+    [
+        ("/usr/local/bin/trio-wsext", "trio-wsext"),
+        ("/work/main/trio_wsext/__main__.py", "python -m trio_wsext"),
+        ("-c", "python -m trio_wsext"),
+        ("", "python -m trio_wsext"),
+        ("python3", "python -m trio_wsext"),
+    ],
+)
+def test_the_program_calls_itself_as_invoked(argv0: str, name: str) -> None:
+    assert program_name(argv0) == name
+
+
+def test_the_console_script_names_itself_in_its_help(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["/usr/local/bin/trio-wsext", "--help"])
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert out.startswith("usage: trio-wsext ")
+    assert "  trio-wsext demo " in out
+    assert "python -m" not in out

@@ -1,4 +1,4 @@
-"""Tests of trio_wsext.samples: the demo's and the benchmark's messages."""
+"""Tests of trio_wsext.cli.samples: the demo's and the benchmark's messages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from trio_wsext.samples import MESSAGE_SIZES, sample_message
+from trio_wsext.cli.samples import MESSAGE_SIZES, sample_message
 
 
 def test_message_sizes_are_the_seeds() -> None:

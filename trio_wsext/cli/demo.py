@@ -18,9 +18,9 @@ from typing import Final, TextIO
 import attrs
 import trio
 
-from .client import open_websocket_url
+from ..client import open_websocket_url
+from ..extensions.permessage_deflate import PerMessageDeflate
 from .echo import describe_extensions, serve_echo
-from .extensions.permessage_deflate import PerMessageDeflate
 from .samples import MESSAGE_SIZES, sample_message
 
 __all__ = ["DemoRow", "describe_deflate", "format_demo_table", "run_demo"]

@@ -19,10 +19,10 @@ from typing import Final
 
 import trio
 
-from .connection import WebSocketConnection
-from .exceptions import ConnectionClosed
-from .frames import CloseCode
-from .server import WebSocketRequest, WebSocketServer, serve_websocket
+from ..connection import WebSocketConnection
+from ..exceptions import ConnectionClosed
+from ..frames import CloseCode
+from ..server import WebSocketRequest, WebSocketServer, serve_websocket
 
 __all__ = ["SHUTDOWN_TIMEOUT", "describe_extensions", "serve_echo"]
 

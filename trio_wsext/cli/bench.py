@@ -4,7 +4,7 @@ Strategy: the original test timed ten round trips including the connection's ope
 handshake, and its "No Compression" configuration still compressed (its
 ``extensions=None`` left websockets' default ``compression="deflate"`` on).
 Here each case (compression off or on, times one of the original four sizes,
-with JSON-like text from :mod:`trio_wsext.samples`) opens its own connection,
+with JSON-like text from :mod:`trio_wsext.cli.samples`) opens its own connection,
 warms it up, then times lockstep round trips only: send one message, wait for
 its echo. Messages cycle through enough different texts (64 KiB of them) that
 permessage-deflate's context takeover cannot turn a repeat into a few
@@ -28,7 +28,7 @@ from typing import Any, Final
 import attrs
 import trio
 
-from .client import open_websocket_url
+from ..client import open_websocket_url
 from .echo import serve_echo
 from .samples import MESSAGE_SIZES, sample_message
 

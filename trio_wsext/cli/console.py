@@ -20,10 +20,10 @@ from typing import Final, TextIO
 
 import trio
 
-from .client import open_websocket_url
-from .connection import WebSocketConnection
+from ..client import open_websocket_url
+from ..connection import WebSocketConnection
+from ..exceptions import ConnectionClosed
 from .echo import describe_extensions
-from .exceptions import ConnectionClosed
 
 __all__ = ["read_lines", "run_console"]
 

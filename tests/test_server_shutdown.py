@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import signal
+import socket
+import subprocess
+import sys
 from functools import partial
 
 import pytest
@@ -259,3 +263,63 @@ async def test_extension_that_raises_in_decode_is_logged_with_its_traceback(
     # Named as its connection: the memory stream has no address, so "conn N" alone.
     assert errors[0].getMessage().startswith(f"{server._engine.log_name}: ")
     assert server._engine.log_name.startswith("conn ")
+
+
+CTRL_C_SERVER = """
+import sys
+import trio
+from trio_wsext import WebSocketRequest, serve_websocket
+
+async def echo(request: WebSocketRequest) -> None:
+    ws = await request.accept()
+    async for message in ws:
+        await ws.send_message(message)
+
+try:
+    trio.run(serve_websocket, echo, "127.0.0.1", int(sys.argv[1]), None)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+async def test_ctrl_c_closes_with_1001_and_comes_out_as_a_plain_keyboard_interrupt() -> None:
+    """Ctrl-C: clients see 1001; ``except KeyboardInterrupt`` catches it (no exception group)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-c", CTRL_C_SERVER, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        with trio.fail_after(30):
+            while True:  # until it listens
+                try:
+                    probe = await trio.open_tcp_stream("127.0.0.1", port)
+                except OSError:
+                    await trio.sleep(0.05)
+                else:
+                    await probe.aclose()
+                    break
+            async with open_websocket("127.0.0.1", port, "/", use_ssl=False) as ws:
+                await ws.send_message("hi")
+                assert await ws.get_message() == "hi"
+                process.send_signal(signal.SIGINT)
+                with pytest.raises(ConnectionClosed) as caught:
+                    await ws.get_message()
+                assert caught.value.reason.code == 1001
+            assert await process.wait() == 0
+            rest = b""
+            while chunk := await process.stdout.receive_some(100):
+                rest += chunk
+            errors = b""
+            while chunk := await process.stderr.receive_some(4096):
+                errors += chunk
+        assert rest == b"interrupted\n"
+        assert errors == b""
+    finally:
+        process.kill()

@@ -650,6 +650,12 @@ class WebSocketServer:
         Then it returns (after :meth:`aclose`) or lets the cancellation go on.
         Connections of a ``handler_nursery`` of yours are closed with 1001
         too; their handlers stay yours.
+
+        Ctrl-C (``KeyboardInterrupt``, which trio raises in the main task)
+        shuts the server down the same way, then comes out as a plain
+        ``KeyboardInterrupt``, not inside an exception group, so that
+        ``except KeyboardInterrupt`` around ``trio.run`` ends a program
+        quietly.
         """
         try:
             async with trio.open_nursery() as nursery:
@@ -660,6 +666,11 @@ class WebSocketServer:
                 finally:
                     with trio.CancelScope(shield=True):
                         await self._shut_down()
+        except BaseExceptionGroup as group:
+            _, rest = group.split(KeyboardInterrupt)
+            if rest is None:
+                raise KeyboardInterrupt from None
+            raise
         finally:
             self._stopped.set()
 

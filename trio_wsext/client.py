@@ -24,11 +24,9 @@ can leave them is the caller's own, which they re-raise unwrapped (no
 
 from __future__ import annotations
 
-import base64
 import os
 import ssl
-import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, TypeAlias, final
@@ -48,7 +46,6 @@ from .extensions.base import ClientExtensionFactory
 from .extensions.permessage_deflate import enable_client_permessage_deflate
 from .frames import CloseCode
 from .handshake import ClientHandshake, ClientHandshakeResult
-from .headers import build_host
 from .http2.selection import ALPN_HTTP11
 from .http2.settings import require_h2
 from .options import (
@@ -62,9 +59,19 @@ from .options import (
     DEFAULT_WRITE_LIMIT,
     ConnectionOptions,
     check_extension_factories,
-    check_ssl_context,
 )
 from .proxies import Proxy, check_socks_support, get_proxy, open_tunnel, parse_proxy
+from .targets import (
+    ExtraHeaders,
+    Target,
+    cross_origin_headers,
+    follow_redirect,
+    parse_url as parse_url,
+    split_host,
+    unix_target,
+    url_target,
+    with_authorization,
+)
 
 if TYPE_CHECKING:
     from .http2.client import Http2Fallback, Http2Pool
@@ -80,12 +87,6 @@ __all__ = [
     "wrap_client_stream",
 ]
 
-ExtraHeaders: TypeAlias = (
-    Sequence[tuple[str | bytes, str | bytes]]
-    | Mapping[str, str | bytes]
-    | Mapping[bytes, str | bytes]
-    | None
-)
 
 #: What ``proxy`` takes: ``True`` (from the environment), a proxy URL, or
 #: ``None`` (``False`` too) for none.
@@ -98,25 +99,9 @@ Http2Option: TypeAlias = bool | Literal["prior-knowledge"]
 #: The ``http2`` value for HTTP/2 without ALPN (RFC 9113 §3.3).
 PRIOR_KNOWLEDGE: Final = "prior-knowledge"
 
-#: RFC 6455 §3: "The port component is OPTIONAL; the default for "ws" is port
-#: 80, while the default for "wss" is port 443."
-DEFAULT_PORTS: Final = {"ws": 80, "wss": 443}
-
 #: Bytes asked of the stream per read during the handshake; a 101 response is
 #: a few hundred bytes, and what follows it goes to the connection.
 HANDSHAKE_RECEIVE_SIZE: Final = 65536
-
-#: The redirections followed (RFC 9110 §15.4: each names its one target in
-#: ``Location``); 300 offers a choice, 304 is about caches, 305/306 are gone.
-REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
-
-#: Request headers not carried to another origin by a redirect: credentials
-#: and cookies (as websockets drops them), and a ``Host`` that names the old one.
-CROSS_ORIGIN_HEADERS: Final = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
-
-#: The ``Host`` of a request over a Unix socket, as websockets sends it (its
-#: URL is ``ws://localhost/``).
-UNIX_HOST: Final = "localhost"
 
 
 def connect_failure(exc: OSError) -> str:
@@ -262,168 +247,6 @@ class _Options:
         )
 
 
-def parse_url(
-    url: str, ssl_context: ssl.SSLContext | None = None
-) -> tuple[str, int, str, bool | ssl.SSLContext, str | None]:
-    """Split a ``ws://`` or ``wss://`` URL (:rfc:`6455#section-3`) into what a connection needs.
-
-    Args:
-        url: the URL, for example ``"wss://[::1]:8443/chat?room=1"``.
-        ssl_context: the TLS context for a ``wss`` URL; ``None`` means the
-            default context. Not allowed with ``ws``.
-
-    Returns:
-        ``(host, port, resource, use_ssl, authorization)``: the host without
-        brackets, the port (80/443 by default), the path and query ("/" when
-        empty), ``ssl_context`` or a bool, and a ``Basic`` ``Authorization``
-        header value when the URL carries ``user:password@``, else ``None``.
-
-    Raises:
-        ValueError: another scheme, no host, a bad port, a fragment, or an
-            ``ssl_context`` with a ``ws`` URL.
-    """
-    parts = urllib.parse.urlsplit(str(url))
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"WebSocket URL scheme must be 'ws' or 'wss', not {parts.scheme!r}")
-    check_ssl_context("ssl_context", ssl_context)
-    if scheme == "ws" and ssl_context is not None:
-        raise ValueError("ssl_context must be None for a ws:// URL")
-    # RFC 6455 §3: "Fragment identifiers are meaningless in the context of
-    # WebSocket URIs and MUST NOT be used on these URIs."
-    if parts.fragment or url.endswith("#"):
-        raise ValueError(f"WebSocket URL must not have a fragment: {url!r}")
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"WebSocket URL has no host: {url!r}")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"WebSocket URL has an invalid port: {url!r}") from None
-    if port is None:
-        port = DEFAULT_PORTS[scheme]
-    elif port == 0:
-        raise ValueError(f"WebSocket URL has an invalid port: {url!r}")
-    # RFC 7230 §5.3.1: "If the target URI's path component is empty, the
-    # client MUST send "/" as the path within the origin-form of request-target."
-    resource = parts.path or "/"
-    if parts.query or "?" in url:
-        resource += "?" + parts.query
-    use_ssl: bool | ssl.SSLContext = ssl_context if ssl_context is not None else scheme == "wss"
-    authorization = None
-    if parts.username is not None:
-        user = urllib.parse.unquote(parts.username)
-        password = urllib.parse.unquote(parts.password or "")
-        credentials = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        authorization = f"Basic {credentials}"
-    return host, port, resource, use_ssl, authorization
-
-
-def _header_pairs(extra_headers: ExtraHeaders) -> list[tuple[str | bytes, str | bytes]]:
-    if extra_headers is None:
-        return []
-    if isinstance(extra_headers, Mapping):
-        return list(extra_headers.items())
-    return list(extra_headers)
-
-
-def _header_name(name: str | bytes) -> str:
-    return (name.decode("latin-1") if isinstance(name, bytes) else name).lower()
-
-
-def _with_authorization(extra_headers: ExtraHeaders, authorization: str | None) -> ExtraHeaders:
-    if authorization is None:
-        return extra_headers
-    pairs = _header_pairs(extra_headers)
-    if "authorization" not in {_header_name(n) for n, _ in pairs}:
-        pairs.append(("Authorization", authorization))  # an explicit header wins over the URL's
-    return pairs
-
-
-@final
-@attrs.frozen
-class _Target:
-    """Where one opening handshake goes: a ``ws``/``wss`` URL's parts, and a Unix socket or not."""
-
-    secure: bool
-    host: str
-    port: int
-    resource: str
-    authorization: str | None = None
-    """A ``Basic`` value from the URL's ``user:password@``."""
-    unix_path: str | None = None
-    """The Unix socket to connect to instead of ``host:port``."""
-
-    @property
-    def url(self) -> str:
-        """The target as a URL (without credentials), to resolve a ``Location`` against."""
-        scheme = "wss" if self.secure else "ws"
-        return f"{scheme}://{build_host(self.host, self.port, secure=self.secure)}{self.resource}"
-
-    @property
-    def origin(self) -> tuple[bool, str, int]:
-        """Scheme, host and port: what a redirect must keep to stay on the same origin."""
-        return self.secure, self.host.lower(), self.port
-
-    @property
-    def where(self) -> str:
-        """The address connected to, for messages."""
-        if self.unix_path is not None:
-            return f"unix:{self.unix_path}"
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
-
-
-def _url_target(url: str, ssl_context: ssl.SSLContext | None) -> _Target:
-    """Raises ValueError, TypeError as :func:`parse_url`."""
-    host, port, resource, use_ssl, authorization = parse_url(url, ssl_context)
-    return _Target(use_ssl is not False, host, port, resource, authorization)
-
-
-def _unix_target(path: str | os.PathLike[str], resource: str, *, secure: bool) -> _Target:
-    port = DEFAULT_PORTS["wss" if secure else "ws"]
-    return _Target(secure, UNIX_HOST, port, resource, unix_path=os.fspath(path))
-
-
-def _redirect(target: _Target, rejected: ConnectionRejected) -> _Target | None:
-    """Return where a redirect sends the client, or ``None`` when ``rejected`` is no redirect.
-
-    Raises:
-        RedirectError: a redirect that is not followed: its ``Location`` is
-            not a ``ws``/``wss`` URL, goes from ``wss`` to ``ws``, or leaves
-            the origin over a Unix socket.
-    """
-    locations = [value for name, value in rejected.headers if name.lower() == b"location"]
-    if rejected.status_code not in REDIRECT_STATUSES or len(locations) != 1:
-        return None
-    status = f"HTTP {rejected.status_code}"
-    # RFC 9110 §10.2.2: a relative Location is resolved against the request's URL.
-    location = urllib.parse.urljoin(target.url, locations[0].decode("latin-1").strip())
-    location = urllib.parse.urldefrag(location).url  # RFC 6455 §3: no fragment in a ws URL
-    try:
-        new = attrs.evolve(_url_target(location, None), unix_path=target.unix_path)
-    except ValueError as exc:
-        raise RedirectError(
-            f"cannot follow {status} to {location!r}: {exc}", location, rejected
-        ) from None
-    if target.secure and not new.secure:
-        raise RedirectError(
-            f"refused to follow {status} from {target.url} to {location}: a redirect may not"
-            " leave wss for ws",
-            location,
-            rejected,
-        )
-    if target.unix_path is not None and new.origin != target.origin:
-        raise RedirectError(
-            f"cannot follow {status} to {location} over Unix socket {target.unix_path}:"
-            " it leaves the origin",
-            location,
-            rejected,
-        )
-    if new.origin == target.origin and new.authorization is None:
-        new = attrs.evolve(new, authorization=target.authorization)
-    return new
-
-
 async def _handshake(stream: trio.abc.Stream, handshake: ClientHandshake) -> ClientHandshakeResult:
     await stream.send_all(handshake.request_bytes())
     while True:
@@ -433,30 +256,6 @@ async def _handshake(stream: trio.abc.Stream, handshake: ClientHandshake) -> Cli
             return result
         if not data:  # pragma: no cover - receive_data(b"") raises first; never loop on EOF
             raise HandshakeError("connection closed before the handshake response was complete")
-
-
-def _split_host(host: str) -> tuple[str, int | None]:
-    """Split a ``Host`` value, ``name``, ``name:port``, ``[v6]:port`` or a bare IPv6 address."""
-    if host.startswith("["):
-        name, bracket, rest = host[1:].partition("]")
-        if not bracket:
-            raise ValueError(f"host has an unclosed '[': {host!r}")
-    elif host.count(":") == 1:
-        name, colon, rest = host.partition(":")
-        rest = colon + rest
-    else:
-        name, rest = host, ""  # a name, or an IPv6 address without brackets
-    if not rest:
-        return name, None
-    digits = rest[1:]
-    if not rest.startswith(":") or not digits.isascii() or not digits.isdigit():
-        raise ValueError(
-            f"host must be a host name or address with an optional :port, not {host!r}"
-        )
-    port = int(digits)
-    if not 1 <= port <= 65535:
-        raise ValueError(f"host has a port out of range 1-65535: {host!r}")
-    return name, port
 
 
 async def _start_client(
@@ -506,7 +305,7 @@ async def _start_client(
     return connection
 
 
-def _proxy_for(target: _Target, options: _Options) -> Proxy | None:
+def _proxy_for(target: Target, options: _Options) -> Proxy | None:
     """The proxy to reach ``target`` through: the one given, the environment's, or none.
 
     Raises:
@@ -529,7 +328,7 @@ def _proxy_for(target: _Target, options: _Options) -> Proxy | None:
 
 
 async def _open_stream(
-    target: _Target,
+    target: Target,
     context: ssl.SSLContext | None,
     options: _Options,
     deadline: float,
@@ -573,7 +372,7 @@ async def _open_stream(
 
 async def _connect_http2(
     nursery: trio.Nursery,
-    target: _Target,
+    target: Target,
     context: ssl.SSLContext | None,
     pool_context: ssl.SSLContext | None,
     options: _Options,
@@ -590,7 +389,7 @@ async def _connect_http2(
         target.resource,
         secure=target.secure,
         subprotocols=options.subprotocols,
-        extra_headers=_with_authorization(extra_headers, target.authorization),
+        extra_headers=with_authorization(extra_headers, target.authorization),
         extensions=options.extensions,
     )
 
@@ -632,7 +431,7 @@ async def _connect_http2(
 
 
 async def _connect(
-    nursery: trio.Nursery, target: _Target, context: ssl.SSLContext | None, options: _Options
+    nursery: trio.Nursery, target: Target, context: ssl.SSLContext | None, options: _Options
 ) -> WebSocketConnection:
     """Connect to ``target``, following redirects, all within ``connect_timeout``.
 
@@ -650,7 +449,7 @@ async def _connect(
             target.resource,
             secure=target.secure,
             subprotocols=options.subprotocols,
-            extra_headers=_with_authorization(extra_headers, target.authorization),
+            extra_headers=with_authorization(extra_headers, target.authorization),
             extensions=options.extensions,
         )
         if target.secure and context is None:
@@ -681,7 +480,7 @@ async def _connect(
                 deadline=deadline,
             )
         except ConnectionRejected as exc:
-            new = _redirect(target, exc)
+            new = follow_redirect(target, exc)
             if new is None:
                 raise
             if redirects >= options.max_redirects:
@@ -692,11 +491,7 @@ async def _connect(
                     exc,
                 ) from exc
             if new.origin != target.origin:
-                extra_headers = [
-                    (name, value)
-                    for name, value in _header_pairs(extra_headers)
-                    if _header_name(name) not in CROSS_ORIGIN_HEADERS
-                ]
+                extra_headers = cross_origin_headers(extra_headers)
             target = new
             redirects += 1
 
@@ -819,7 +614,7 @@ async def wrap_client_stream(
     )
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
-    name, port = _split_host(host)
+    name, port = split_host(host)
     handshake = ClientHandshake(
         name,
         80 if port is None else port,  # 80 with secure=False: no port in Host
@@ -964,7 +759,7 @@ async def connect_websocket(
         http2_pool=http2_pool,
     )
     context = _ssl_context(use_ssl)
-    target = _Target(context is not None, host, port, resource)
+    target = Target(context is not None, host, port, resource)
     return await _connect(nursery, target, context, options)
 
 
@@ -1016,7 +811,7 @@ async def connect_websocket_url(
         http2_pool: see :func:`connect_websocket`.
 
     Raises:
-        ValueError: the URL is not a valid WebSocket URL (see :func:`parse_url`).
+        ValueError: the URL is not a valid WebSocket URL (see :func:`~trio_wsext.targets.parse_url`).
         HandshakeError: and its subclasses, as :func:`connect_websocket`.
     """
     options = _Options.build(
@@ -1039,7 +834,7 @@ async def connect_websocket_url(
         http2=http2,
         http2_pool=http2_pool,
     )
-    return await _connect(nursery, _url_target(url, ssl_context), ssl_context, options)
+    return await _connect(nursery, url_target(url, ssl_context), ssl_context, options)
 
 
 async def connect_websocket_unix(
@@ -1112,7 +907,7 @@ async def connect_websocket_unix(
         max_redirects=max_redirects,
     )
     context = _ssl_context(use_ssl)
-    target = _unix_target(path, resource, secure=context is not None)
+    target = unix_target(path, resource, secure=context is not None)
     return await _connect(nursery, target, context, options)
 
 
@@ -1196,7 +991,7 @@ async def open_websocket(
         http2_pool=http2_pool,
     )
     context = _ssl_context(use_ssl)
-    target = _Target(context is not None, host, port, resource)
+    target = Target(context is not None, host, port, resource)
     connect = partial(_connect, target=target, context=context, options=options)
     async with _open(connect, disconnect_timeout) as connection:
         yield connection
@@ -1270,7 +1065,7 @@ async def open_websocket_url(
         http2=http2,
         http2_pool=http2_pool,
     )
-    target = _url_target(url, ssl_context)
+    target = url_target(url, ssl_context)
     connect = partial(_connect, target=target, context=ssl_context, options=options)
     async with _open(connect, disconnect_timeout) as connection:
         yield connection
@@ -1339,7 +1134,7 @@ async def open_websocket_unix(
         max_redirects=max_redirects,
     )
     context = _ssl_context(use_ssl)
-    target = _unix_target(path, resource, secure=context is not None)
+    target = unix_target(path, resource, secure=context is not None)
     connect = partial(_connect, target=target, context=context, options=options)
     async with _open(connect, disconnect_timeout) as connection:
         yield connection

@@ -28,9 +28,9 @@ from typing import Final
 import trio
 
 from .. import __version__
-from ..client import parse_url
 from ..exceptions import ConnectionClosed, WebSocketError
 from ..server import WebSocketRequest, WebSocketServer
+from ..targets import parse_url
 from ..workers import WorkerPool, server_ssl_context
 from .bench import format_bench_table, results_as_json, run_bench
 from .console import run_console

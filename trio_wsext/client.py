@@ -811,7 +811,8 @@ async def connect_websocket_url(
         http2_pool: see :func:`connect_websocket`.
 
     Raises:
-        ValueError: the URL is not a valid WebSocket URL (see :func:`~trio_wsext.targets.parse_url`).
+        ValueError: the URL is not a valid WebSocket URL
+            (see :func:`~trio_wsext.targets.parse_url`).
         HandshakeError: and its subclasses, as :func:`connect_websocket`.
     """
     options = _Options.build(

@@ -28,7 +28,7 @@ and its accept value), :mod:`~trio_wsext.handshake.client` and
 
 from __future__ import annotations
 
-from .client import ClientHandshake, ClientHandshakeResult, negotiate_response
+from .client import ClientHandshake, ClientHandshakeResult, negotiate_response, offer_headers
 from .head import (
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_HEADER_COUNT,
@@ -71,6 +71,7 @@ __all__ = [
     "check_origins",
     "negotiate_request",
     "negotiate_response",
+    "offer_headers",
     "origin_refusal",
     "request_path",
 ]

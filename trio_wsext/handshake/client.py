@@ -53,7 +53,7 @@ from .head import (
 )
 from .keys import KEY_BYTES, WEBSOCKET_VERSION, accept_key
 
-__all__ = ["ClientHandshake", "ClientHandshakeResult", "negotiate_response"]
+__all__ = ["ClientHandshake", "ClientHandshakeResult", "negotiate_response", "offer_headers"]
 
 
 @final
@@ -125,13 +125,7 @@ class ClientHandshake(H11Side[ClientHandshakeResult]):
             (b"Sec-WebSocket-Key", self.key.encode("ascii")),
             (b"Sec-WebSocket-Version", WEBSOCKET_VERSION.encode("ascii")),
         ]
-        if self._subprotocols:
-            header = build_subprotocol_header(self._subprotocols)
-            headers.append((b"Sec-WebSocket-Protocol", header.encode("ascii")))
-        if self._factories:
-            offers = [(f.name, f.get_request_params()) for f in self._factories]
-            header = build_extension_header(offers)
-            headers.append((b"Sec-WebSocket-Extensions", header.encode("ascii")))
+        headers += offer_headers(self._subprotocols, self._factories)
         headers.append((b"User-Agent", DEFAULT_USER_AGENT.encode("ascii")))
         extra = normalize_headers(extra_headers, reserved=CLIENT_RESERVED_HEADERS)
         replaced = {name.lower() for name, _ in extra} & {b"host", b"user-agent"}
@@ -267,6 +261,26 @@ class ClientHandshake(H11Side[ClientHandshakeResult]):
             response_headers=headers,
             extra_data=self._trailing(),
         )
+
+
+def offer_headers(
+    subprotocols: Sequence[str], factories: Sequence[ClientExtensionFactory]
+) -> Headers:
+    """The request headers that offer ``subprotocols`` and the factories' extensions.
+
+    ``Sec-WebSocket-Protocol`` and ``Sec-WebSocket-Extensions``, each only when
+    there is something to offer, in the same form over HTTP/1.1 and HTTP/2
+    (where the caller lowercases the names).
+    """
+    headers: Headers = []
+    if subprotocols:
+        header = build_subprotocol_header(subprotocols)
+        headers.append((b"Sec-WebSocket-Protocol", header.encode("ascii")))
+    if factories:
+        offers = [(f.name, f.get_request_params()) for f in factories]
+        header = build_extension_header(offers)
+        headers.append((b"Sec-WebSocket-Extensions", header.encode("ascii")))
+    return headers
 
 
 def negotiate_response(

@@ -38,13 +38,12 @@ from ..handshake import (
     HandshakeRequest,
     negotiate_request,
     negotiate_response,
+    offer_headers,
     origin_refusal,
     request_path,
 )
 from ..headers import (
-    build_extension_header,
     build_host,
-    build_subprotocol_header,
     index_headers,
     normalize_headers,
     parse_extension_header,
@@ -317,13 +316,7 @@ class Http2ClientHandshake:
             (b":authority", authority),
             (b"sec-websocket-version", WEBSOCKET_VERSION.encode("ascii")),
         ]
-        if self._subprotocols:
-            header = build_subprotocol_header(self._subprotocols)
-            headers.append((b"sec-websocket-protocol", header.encode("ascii")))
-        if self._factories:
-            offers = [(f.name, f.get_request_params()) for f in self._factories]
-            header = build_extension_header(offers)
-            headers.append((b"sec-websocket-extensions", header.encode("ascii")))
+        headers += _lower(offer_headers(self._subprotocols, self._factories))
         if not any(name == b"user-agent" for name, _ in extra):
             headers.append((b"user-agent", DEFAULT_USER_AGENT.encode("ascii")))
         headers += [(name, value) for name, value in extra if name != b"host"]

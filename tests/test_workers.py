@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
 import logging
 import os
 import re
@@ -35,11 +36,13 @@ from trio_wsext import (
     ConnectionClosed,
     WebSocketConnection,
     WebSocketRequest,
+    WebSocketServer,
     connect_websocket,
 )
 from trio_wsext.workers import (
     MAX_RESTART_DELAY,
     RESTART_DELAY,
+    ServerOptions,
     WorkerMode,
     WorkerPool,
     open_reuse_port_listeners,
@@ -595,3 +598,10 @@ async def test_workers_close_with_1001_when_the_parent_dies() -> None:
             assert ws.closed is not None
             assert ws.closed.code == 1001
             await wait_until(lambda: all(process_gone(pid) for pid in pids))
+
+
+def test_server_options_are_the_servers_keywords() -> None:
+    """Every WebSocketServer keyword can be given to the workers' servers, and only those."""
+    parameters = inspect.signature(WebSocketServer).parameters
+    keywords = set(parameters) - {"handler", "listeners", "handler_nursery"}
+    assert ServerOptions.__optional_keys__ == keywords

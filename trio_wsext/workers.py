@@ -79,6 +79,7 @@ import trio
 from .accepting import BurstListener
 from .endpoints import Endpoint
 from .extensions.base import ServerExtensionFactory
+from .http2 import Http2Options
 from .options import check_ssl_context
 from .server import WebSocketRequest, WebSocketServer
 
@@ -141,6 +142,7 @@ class ServerOptions(TypedDict, total=False):
     message_queue_size: int
     max_message_size: int | None
     receive_buffer_size: int | None
+    write_limit: int
     connect_timeout: float
     disconnect_timeout: float
     ping_interval: float | None
@@ -148,6 +150,7 @@ class ServerOptions(TypedDict, total=False):
     origins: Collection[str | None] | None
     max_header_bytes: int
     max_header_count: int
+    http2: bool | Http2Options
 
 
 @attrs.frozen

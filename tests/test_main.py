@@ -761,6 +761,7 @@ def test_version_prints_the_release(capsys: pytest.CaptureFixture[str]) -> None:
         ("-c", "python -m trio_wsext"),
         ("", "python -m trio_wsext"),
         ("python3", "python -m trio_wsext"),
+        ("/venv/bin/pytest", "python -m trio_wsext"),
     ],
 )
 def test_the_program_calls_itself_as_invoked(argv0: str, name: str) -> None:

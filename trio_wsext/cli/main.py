@@ -43,17 +43,19 @@ __all__ = ["CommandError", "build_parser", "echo_in_worker", "main", "set_up_wor
 PROG: Final = "python -m trio_wsext"
 
 
+#: The console script's name (``[project.scripts]`` in pyproject.toml).
+SCRIPT: Final = "trio-wsext"
+
+
 def program_name(argv0: str | None = None) -> str:
     """Return the name the program was invoked as, for its help and its messages.
 
-    ``trio-wsext`` (the console script) calls itself that; ``python -m
-    trio_wsext`` (whose ``argv[0]`` is the path of ``__main__.py``) or an
-    embedding program calls itself :data:`PROG`.
+    The console script (``argv[0]`` is its path) calls itself :data:`SCRIPT`;
+    ``python -m trio_wsext``, or any program that calls :func:`main`, calls
+    itself :data:`PROG`.
     """
     name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
-    if not name or name.endswith(".py") or name.startswith(("-", "python")):
-        return PROG
-    return name
+    return SCRIPT if name == SCRIPT else PROG
 
 
 #: Exit statuses: success, an error (connection, TLS files), and an

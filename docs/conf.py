@@ -119,6 +119,19 @@ def _lookup(dotted: str) -> tuple[str, bool] | None:
     return None
 
 
+def _has_attribute(module_name: str, owner: str, name: str) -> bool:
+    """Whether class ``owner`` of module ``module_name`` has an attribute ``name`` (dotted)."""
+    try:
+        found: object = importlib.import_module(module_name)
+    except ImportError:
+        return False
+    for part in [*owner.split("."), *name.split(".")]:
+        found = getattr(found, part, _MISSING)
+        if found is _MISSING:
+            return False
+    return True
+
+
 def _resolve_python_name(
     app: Sphinx, env: BuildEnvironment, node: pending_xref, contnode: nodes.TextElement
 ) -> nodes.Element | None:
@@ -140,26 +153,35 @@ def _resolve_python_name(
         found = (STDLIB_ALIASES[target], False)
     else:
         context = node.get("py:module") or ""
-        candidates = [f"{context}.{target}", target] if context else [target]
+        owner = node.get("py:class") or ""
+        candidates = [target]
+        if context:
+            candidates.insert(0, f"{context}.{target}")
+            if owner and _has_attribute(context, owner, target):
+                # A method named from its class's docstring: ``_receive``.
+                candidates.insert(0, f"{context}.{owner}.{target}")
         found = next((hit for hit in map(_lookup, candidates) if hit is not None), None)
-    if found is None and "." not in target:
-        # A name imported only for type checking: the one documented object of that name.
+    if found is None:
+        # A name imported only for type checking (``Endpoint``, or
+        # ``WebSocketConnection.aclose``): the one object of that name that is
+        # documented, or else that a module of trio_wsext defines.
+        first, dot, rest = target.partition(".")
         documented = [
             name
             for name in env.get_domain("py").objects  # type: ignore[attr-defined]
-            if name.startswith("trio_wsext.") and name.endswith(f".{target}")
+            if name.startswith("trio_wsext.") and name.endswith(f".{first}")
         ]
         if len(documented) == 1:
-            found = (documented[0], True)
+            found = (documented[0] + dot + rest, True)
         else:
             defined = {
-                f"{module_name}.{target}"
+                f"{module_name}.{first}"
                 for module_name, module in list(sys.modules.items())
                 if module_name.startswith("trio_wsext")
-                and getattr(getattr(module, target, None), "__module__", None) == module_name
+                and getattr(getattr(module, first, None), "__module__", None) == module_name
             }
             if len(defined) == 1:
-                found = (defined.pop(), True)
+                found = (defined.pop() + dot + rest, True)
     if found is None:
         return None
     name, ours = found

@@ -9,18 +9,26 @@ decides what is done with it, and an HTML comment right before a Python block
   127.0.0.1 and localhost) and ``ca.pem``, and must exit with status 0. Port 8765
   in it is replaced by the port of a real echo server
   (``python -m trio_wsext serve --port 0``) that this module starts.
-- ``<!-- test: server [/path] [tls] [sigterm] -->``: a program that serves on
-  port 8765 until it is stopped. It runs on a free port instead; a client
-  connects (to ``/path``, over TLS with ``ca.pem`` when ``tls`` is given), sends
-  a message and must get it back; then the program gets SIGINT, or SIGTERM
-  after which it must exit with status 0 (``sigterm``).
+- ``<!-- test: server [/path] [tls] [push] [sigterm] -->``: a program that
+  serves on port 8765 until it is stopped. It runs on a free port instead; a
+  client connects (to ``/path``, over TLS with ``ca.pem`` when ``tls`` is
+  given), sends a message and must get it back, or, for a server that sends
+  messages of its own and does not echo (``push``), must receive one; then the
+  program gets SIGINT, or SIGTERM after which it must exit with status 0
+  (``sigterm``). A program that catches ``KeyboardInterrupt`` must exit with
+  status 0 and no traceback after SIGINT.
 - ``<!-- test: NAME.py -->`` (with any of the others): the block is also a
   module, saved as ``NAME.py`` beside every block of its page, which may import it.
 - ``<!-- test: fragment -->``: statements, run inside ``async def`` with these
   names bound: ``ws`` (an open client connection to the echo server), ``url``
   (that server's URL), ``handler`` (an echo handler), ``ssl_context`` (a server
   context with ``cert.pem``), ``trio``, ``trio_wsext`` and everything
-  ``from trio_wsext import *`` gives. They must finish within 30 s.
+  ``from trio_wsext import *`` gives. They must finish within 30 s. Two proxies
+  run for them: ``proxy.internal:3128`` (HTTP) and ``proxy.internal:8443``
+  (HTTPS, with ``cert.pem``) become the addresses of proxies that open
+  ``CONNECT`` tunnels to 127.0.0.1. Comment lines ``# $ export NAME=value``
+  set those environment variables while the block runs; the environment's
+  own proxy variables are unset meanwhile.
 - ``<!-- test: serving fragment -->``: the same, for statements that serve
   forever (``await serve_websocket(...)``): they must still be serving after a
   second, when they are cancelled. Port numbers in ``serve_websocket`` calls
@@ -41,12 +49,14 @@ import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +72,7 @@ ROOT = Path(__file__).parent.parent
 
 #: Pages whose Python blocks are not marked yet, so that they are not run (their
 #: commands and doctests are checked all the same). Remove a page once its blocks run.
-PYTHON_NOT_RUN: frozenset[str] = frozenset(
-    {"docs/clients.md", "docs/deployment.md", "docs/streaming.md"}
-)
+PYTHON_NOT_RUN: frozenset[str] = frozenset()
 
 #: Languages of blocks that are shown and not run: configuration files and output.
 SHOWN_ONLY = frozenset({"text", "nginx", "haproxy", "ini", "toml", "json", "http", "diff"})
@@ -283,16 +291,19 @@ def test_program_runs(block: Block, workdir: Path, echo_port: int) -> None:
     )
 
 
-async def _echo_once(url: str, ca: Path | None) -> str | bytes:
-    """Connect to ``url``, send one message and return what comes back."""
-    import ssl
+#: What the client of a serving program sends, and must get back unless the server pushes.
+HELLO = "hello from the documentation test"
 
+
+async def _first_reply(url: str, ca: Path | None, *, send: bool) -> str | bytes:
+    """Connect to ``url``, send one message if ``send``, and return the first that comes."""
     context = None
     if ca is not None:
         context = ssl.create_default_context(cafile=str(ca))
     with trio.fail_after(15):
         async with trio_wsext.open_websocket_url(url, context, proxy=None) as ws:
-            await ws.send_message("hello from the documentation test")
+            if send:
+                await ws.send_message(HELLO)
             return await ws.get_message()
 
 
@@ -302,6 +313,7 @@ def test_server_serves(block: Block, workdir: Path) -> None:
     options = block.marker[1:]
     path = next((word for word in options if word.startswith("/")), "/")
     tls = "tls" in options
+    push = "push" in options
     port = free_port()
     script = workdir / "block.py"
     script.write_text(block.text.replace(DOC_PORT, str(port)), encoding="utf-8")
@@ -320,7 +332,8 @@ def test_server_serves(block: Block, workdir: Path) -> None:
             if server.poll() is not None:
                 break
             try:
-                reply = trio.run(_echo_once, url, workdir / "ca.pem" if tls else None)
+                ca = workdir / "ca.pem" if tls else None
+                reply = trio.run(partial(_first_reply, url, ca, send=not push))
                 break
             except trio_wsext.HandshakeError as exc:
                 error = exc
@@ -336,13 +349,23 @@ def test_server_serves(block: Block, workdir: Path) -> None:
             server.kill()
             output, _ = server.communicate()
     assert still_running, failure(block, "the program ended before it was stopped", output)
-    assert reply == "hello from the documentation test", failure(
-        block, f"no echo from {url} (last error: {error!r})", output
-    )
+    if push:
+        assert reply is not None, failure(
+            block, f"no message from {url} (last error: {error!r})", output
+        )
+    else:
+        assert reply == HELLO, failure(
+            block, f"no echo from {url} (last error: {error!r})", output
+        )
     if "sigterm" in options:
         assert server.returncode == 0, failure(
             block, f"exit status {server.returncode} after SIGTERM", output
         )
+    elif re.search(r"except\*? *KeyboardInterrupt", block.text):
+        assert server.returncode == 0, failure(
+            block, f"exit status {server.returncode} after SIGINT", output
+        )
+        assert "Traceback" not in output, failure(block, "a traceback after SIGINT", output)
 
 
 async def _echo_handler(request: WebSocketRequest) -> None:
@@ -352,9 +375,15 @@ async def _echo_handler(request: WebSocketRequest) -> None:
         await ws.send_message(message)
 
 
-def _fragment_function(block: Block) -> str:
-    """Return the source of an ``async def`` whose body is the fragment."""
-    text = block.text.replace(DOC_PORT, "{ECHO_PORT}")
+def _fragment_function(block: Block, replacements: dict[str, str]) -> str:
+    """Return the source of an ``async def`` whose body is the fragment.
+
+    ``replacements`` maps what the page says (port 8765, a proxy's name) to what
+    the test runs (the echo server's port, a proxy's address).
+    """
+    text = block.text
+    for written, meant in replacements.items():
+        text = text.replace(written, meant)
     if mode(block) == "serving fragment":
         text = re.sub(r"(serve_websocket\(\s*\w+,\s*\"[^\"]*\",\s*)\d+", r"\g<1>0", text)
         text = text.replace('"0.0.0.0"', '"127.0.0.1"')
@@ -363,30 +392,90 @@ def _fragment_function(block: Block) -> str:
     )
 
 
-@pytest.mark.parametrize("block", python_blocks("fragment", "serving fragment"))
-async def test_fragment_runs(block: Block, echo_port: int, workdir: Path) -> None:
-    """Statements run inside a connection to the echo server (or serve until cancelled)."""
-    import ssl
+#: The proxies that fragments name, and whether each speaks TLS to its clients.
+DOC_PROXIES = {"proxy.internal:3128": False, "proxy.internal:8443": True}
 
-    namespace: dict[str, Any] = {}
-    exec("import trio\nimport trio_wsext\nfrom trio_wsext import *\n", namespace)
-    source = _fragment_function(block).replace("{ECHO_PORT}", str(echo_port))
-    exec(compile(source, block.id, "exec"), namespace)
+#: A fragment's ``# $ export NAME=value`` lines: the environment it runs in.
+EXPORT = re.compile(r"^\s*# \$ export (?P<name>\w+)=(?P<value>\S*)\s*$", re.MULTILINE)
+
+
+async def _pump(source: trio.abc.Stream, sink: trio.abc.Stream, scope: trio.CancelScope) -> None:
+    """Copy ``source`` to ``sink`` until either ends, then end the tunnel."""
+    try:
+        while data := await source.receive_some(65536):
+            await sink.send_all(data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    scope.cancel()
+
+
+async def _proxy_connection(client: trio.abc.Stream) -> None:
+    """Answer one ``CONNECT`` request, to 127.0.0.1 only, and carry the tunnel."""
+    async with client:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = await client.receive_some(4096)
+            if not data:
+                return
+            head += data
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        host, _, port = target.decode("ascii").rpartition(":")
+        if method != b"CONNECT" or host != "127.0.0.1":
+            await client.send_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            return
+        async with await trio.open_tcp_stream(host, int(port)) as server:
+            await client.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pump, client, server, nursery.cancel_scope)
+                nursery.start_soon(_pump, server, client, nursery.cancel_scope)
+
+
+async def _start_proxy(nursery: trio.Nursery, tls: ssl.SSLContext | None) -> int:
+    """Start an HTTP proxy on 127.0.0.1 (over TLS with ``tls``) and return its port."""
+    listeners: list[Any] = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port: int = listeners[0].socket.getsockname()[1]
+    if tls is not None:
+        listeners = [trio.SSLListener(listener, tls) for listener in listeners]
+    nursery.start_soon(trio.serve_listeners, _proxy_connection, listeners)
+    return port
+
+
+@pytest.mark.parametrize("block", python_blocks("fragment", "serving fragment"))
+async def test_fragment_runs(
+    block: Block, echo_port: int, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statements run inside a connection to the echo server (or serve until cancelled)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(workdir / "cert.pem"), str(workdir / "key.pem"))
     url = f"ws://127.0.0.1:{echo_port}/"
     old = Path.cwd()
     os.chdir(workdir)
     try:
-        async with trio_wsext.open_websocket_url(url, proxy=None) as ws:
-            arguments = (ws, url, _echo_handler, context)
-            if mode(block) == "serving fragment":
-                with trio.move_on_after(1) as scope:
-                    await namespace["__fragment__"](*arguments)
-                assert scope.cancelled_caught, failure(block, "stopped serving within 1 s")
-            else:
-                with trio.fail_after(30):
-                    await namespace["__fragment__"](*arguments)
+        async with trio.open_nursery() as proxies:
+            replacements = {DOC_PORT: str(echo_port)}
+            for name, tls in DOC_PROXIES.items():
+                if name in block.text:
+                    port = await _start_proxy(proxies, context if tls else None)
+                    replacements[name] = f"127.0.0.1:{port}"
+            source = _fragment_function(block, replacements)
+            for variable in list(os.environ):
+                if variable.lower().endswith("_proxy"):
+                    monkeypatch.delenv(variable)
+            for export in EXPORT.finditer(source):
+                monkeypatch.setenv(export["name"], export["value"])
+            namespace: dict[str, Any] = {}
+            exec("import trio\nimport trio_wsext\nfrom trio_wsext import *\n", namespace)
+            exec(compile(source, block.id, "exec"), namespace)
+            async with trio_wsext.open_websocket_url(url, proxy=None) as ws:
+                arguments = (ws, url, _echo_handler, context)
+                if mode(block) == "serving fragment":
+                    with trio.move_on_after(1) as scope:
+                        await namespace["__fragment__"](*arguments)
+                    assert scope.cancelled_caught, failure(block, "stopped serving within 1 s")
+                else:
+                    with trio.fail_after(30):
+                        await namespace["__fragment__"](*arguments)
+            proxies.cancel_scope.cancel()
     finally:
         os.chdir(old)
 
@@ -439,8 +528,10 @@ def test_commands_are_current(block: Block) -> None:
                 arguments = _until_operator(rest[2:])
                 try:
                     build_parser().parse_args(arguments)
-                except SystemExit as exc:
-                    pytest.fail(failure(block, f"{shlex.join(arguments)!r} does not parse: {exc}"))
+                except SystemExit as exc:  # --help and --version exit with status 0
+                    if exc.code not in (0, None):
+                        what = f"{shlex.join(arguments)!r} does not parse: {exc}"
+                        pytest.fail(failure(block, what))
             if word.endswith("nox") and rest[:1] == ["-s"]:
                 for name in _until_operator(rest[1:]):
                     if name.startswith("-"):
@@ -457,6 +548,24 @@ def _until_operator(words: list[str]) -> list[str]:
             break
         taken.append(word)
     return taken
+
+
+# -- the API reference ----------------------------------------------------------------------------
+
+
+def test_api_reference_lists_every_module() -> None:
+    """docs/api.md has an entry (``automodule`` or ``py:module``) for every public module."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\.\. (?:automodule|py:module):: (\S+)", text, re.MULTILINE))
+    package = ROOT / "trio_wsext"
+    modules = set()
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if not any(part.startswith("_") for part in parts):
+            modules.add(".".join(parts))
+    assert sorted(modules - listed) == [], "modules that docs/api.md does not list"
 
 
 # -- the set-up commands -------------------------------------------------------------------------

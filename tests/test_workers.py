@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import trio
@@ -97,6 +97,29 @@ def fail_to_start() -> None:
 def make_a_pool() -> None:
     """An initializer that makes a pool, as an unguarded ``run_workers`` call at import does."""
     WorkerPool("test_workers:pid_echo", "127.0.0.1", 0, workers=1)
+
+
+#: Where :func:`slow_to_start_listening_for_sigterm` notes that its window opened.
+WINDOW_FILE: Final = "TRIO_WSEXT_TEST_WINDOW"
+
+
+def slow_to_start_listening_for_sigterm() -> None:
+    """An initializer that holds the worker for 2 s just before it listens for SIGTERM.
+
+    It widens the moment between the worker setting its own SIGTERM handler
+    and trio's receiver taking over, where a stop asked for by the pool must
+    not be lost.
+    """
+    real_signal = signal.signal
+
+    def slow_signal(signum: int, handler: Any) -> Any:
+        previous = real_signal(signum, handler)
+        if signum == signal.SIGTERM and callable(handler) and previous is signal.SIG_DFL:
+            Path(os.environ[WINDOW_FILE]).write_text("open")
+            time.sleep(2)
+        return previous
+
+    signal.signal = slow_signal  # type: ignore[assignment]
 
 
 #: Where :func:`fork_a_long_lived_child` notes the pids of the children it forks.
@@ -605,3 +628,30 @@ def test_server_options_are_the_servers_keywords() -> None:
     parameters = inspect.signature(WebSocketServer).parameters
     keywords = set(parameters) - {"handler", "listeners", "handler_nursery"}
     assert ServerOptions.__optional_keys__ == keywords
+
+
+async def test_a_stop_asked_for_while_a_worker_starts_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGTERM before the worker listens for it still stops it at once, not when killed."""
+    caplog.set_level(logging.INFO, logger="trio_wsext.workers")
+    window = tmp_path / "window"
+    monkeypatch.setenv(WINDOW_FILE, str(window))
+    pool = WorkerPool(
+        "test_workers:pid_echo",
+        "127.0.0.1",
+        0,
+        workers=1,
+        initializer="test_workers:slow_to_start_listening_for_sigterm",
+        disconnect_timeout=60,
+    )
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pool.run)
+            await wait_until(window.exists)
+            # The pool stops while the worker is in its window: a lost SIGTERM
+            # would keep it serving until killed, disconnect_timeout + 5 s later.
+            with trio.fail_after(30):
+                await pool.aclose()
+    assert "killing it" not in caplog.text
+    assert "exited with status 0" in caplog.text

@@ -763,15 +763,21 @@ async def _serve_in_worker(
         else:
             listeners.append(trio.SSLListener(tcp, ssl_context, https_compatible=True))
     server = WebSocketServer(handler, listeners, **spec.options)
-    # Once the receiver closes, SIGTERM is ignored rather than fatal: a
-    # process manager that signals every process of the group, and then the
-    # parent forwarding its own, must not kill a worker in its teardown.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Once the receiver closes, SIGTERM only sets a flag rather than being
+    # fatal: a process manager that signals every process of the group, and
+    # then the parent forwarding its own, must not kill a worker in its
+    # teardown. The flag also keeps a SIGTERM that arrives before the
+    # receiver opens (the pool stopping while this worker starts): ignoring
+    # it instead would lose it, and the worker would serve on until killed.
+    early_stop = _StopFlag()
+    signal.signal(signal.SIGTERM, early_stop.set)
     with trio.open_signal_receiver(signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(server.run)
             _report(spec.reports, ("ready", os.getpid()))
             stop = trio.Event()
+            if early_stop.requested:
+                stop.set()
 
             async def on_signal() -> None:
                 async for _ in signals:
@@ -790,6 +796,16 @@ async def _serve_in_worker(
             await stop.wait()
             await server.aclose()
             nursery.cancel_scope.cancel()
+
+
+class _StopFlag:
+    """A signal handler that only remembers that the signal came."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self, signum: int, frame: object) -> None:
+        self.requested = True
 
 
 def _report(reports: multiprocessing.connection.Connection, message: tuple[str, object]) -> None:

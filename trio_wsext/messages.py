@@ -57,7 +57,7 @@ def check_reserved_bits(frame: Frame, declared: frozenset[int]) -> None:
     RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines
     meanings for non-zero values. If a nonzero value is received and none of
     the negotiated extensions defines the meaning of such a nonzero value, the
-    receiving endpoint MUST _Fail the WebSocket Connection_."
+    receiving endpoint MUST *Fail the WebSocket Connection*."
 
     Args:
         frame: the frame as the extension chain returned it.

@@ -106,8 +106,8 @@ def negotiate_server(
         run, both in the order accepted (the client's order).
 
     Raises:
-        Any exception other than ``NegotiationError`` that a factory raises:
-        that is a bug in the factory, not a refusal.
+        Exception: any exception other than ``NegotiationError`` that a
+            factory raises: that is a bug in the factory, not a refusal.
     """
     response: list[ExtensionHeader] = []
     accepted: list[Extension] = []
@@ -146,10 +146,10 @@ def negotiate_client(
     """Build the extensions that the server's response accepted.
 
     :rfc:`6455#section-4.1`: "If the response includes a
-    |Sec-WebSocket-Extensions| header field and this header field indicates
+    ``Sec-WebSocket-Extensions`` header field and this header field indicates
     the use of an extension that was not present in the client's handshake
     (the server has indicated an extension not requested by the client), the
-    client MUST _Fail the WebSocket Connection_."
+    client MUST *Fail the WebSocket Connection*."
 
     Each extension of the response is matched to the factories of its name
     not used yet, in order; the first whose ``process_response_params`` does

@@ -5,7 +5,7 @@ worker thread (``os.read`` on the file descriptor, abandoned on cancellation:
 a terminal cannot be read without blocking, and a thread blocked in
 ``os.read`` holds no Python lock that would trouble the interpreter's exit)
 and sends each line as a text message. The other prints each message as it
-arrives, ``< `` before it. End of input closes the connection normally (1000);
+arrives, after ``"< "``. End of input closes the connection normally (1000);
 a close from the server ends the session whatever input is pending.
 """
 

@@ -1117,9 +1117,25 @@ class ConnectionEngine:
         await checkpoint_if_cancelled()
         if self._stream_unfinished:
             await self._skip_stream_rest()
+        if not len(self._incoming):
+            self._hold_fragmented = False  # a fragmented message next is assembled for us
+        item = await self._take()
+        assert not isinstance(item, Fragment)  # fragments only follow start_stream()
+        return item
+
+    async def _take(self) -> str | bytes | Fragment:
+        """Take the next item of the incoming queue, parsing the one after it here.
+
+        At once when one is queued (then the next is parsed in this task, and
+        the call yields only now and then, see :data:`SCHEDULE_EVERY`);
+        otherwise the reader is woken and this waits. Cancellation loses no item.
+
+        Raises:
+            ConnectionClosed: the connection is closed and nothing is left.
+        """
         incoming = self._incoming
         try:
-            data = incoming.get_nowait()
+            item = incoming.get_nowait()
         except trio.WouldBlock:
             pass
         except trio.EndOfChannel:
@@ -1129,17 +1145,13 @@ class ConnectionEngine:
             if self.protocol.buffered and not self._parsing_in_thread:
                 self._refill()
             await self._checkpoint_now_and_then()
-            assert not isinstance(data, Fragment)  # fragments only follow start_stream()
-            return data
-        self._hold_fragmented = False  # a fragmented message next is assembled for us
+            return item
         self._wake_reader()  # size 0: a task waits now, so the reader may parse
         self._corked = False  # the next reply is written at once
         try:
-            item = await incoming.get()
+            return await incoming.get()
         except trio.EndOfChannel:
             raise self.connection_closed() from self._close_cause
-        assert not isinstance(item, Fragment)
-        return item
 
     async def start_stream(self, max_size: int | None) -> str | bytes | None:
         """Start taking the next message fragment by fragment (see :meth:`next_fragment`).
@@ -1179,23 +1191,7 @@ class ConnectionEngine:
         Raises:
             ConnectionClosed: the connection closed before the message ended.
         """
-        incoming = self._incoming
-        try:
-            item = incoming.get_nowait()
-        except trio.WouldBlock:
-            self._wake_reader()
-            self._corked = False
-            try:
-                item = await incoming.get()
-            except trio.EndOfChannel:
-                raise self.connection_closed() from self._close_cause
-        except trio.EndOfChannel:
-            await cancel_shielded_checkpoint()
-            raise self.connection_closed() from self._close_cause
-        else:
-            if self.protocol.buffered and not self._parsing_in_thread:
-                self._refill()
-            await self._checkpoint_now_and_then()
+        item = await self._take()
         assert isinstance(item, Fragment)
         if item.fin:
             self._stream_unfinished = False

@@ -234,6 +234,46 @@ def _call(method: Callable[..., Any], parameters: list[ExtensionParameter], acce
     return method(parameters)
 
 
+def _negotiate(
+    probes: Probes,
+    side: SideName,
+    inner: object,
+    method: str,
+    parameters: Sequence[ExtensionParameter],
+    accepted: Sequence[Extension],
+    described: str,
+    detail: str,
+) -> Any:
+    """Call a factory's negotiation ``method``; record a refusal or a crash, and re-raise it.
+
+    ``described`` is what a refusal is recorded with, ``detail`` what a crash is.
+    """
+    try:
+        return _call(getattr(inner, method), list(parameters), accepted)
+    except NegotiationError as exc:
+        probes.refusals.append((side, described, exc))
+        raise
+    except Exception as exc:
+        probes.crashes.append(Crash(side, type(inner).__name__, method, exc, detail))
+        raise
+
+
+def _check_extension(
+    probes: Probes,
+    side: SideName,
+    inner: object,
+    method: str,
+    extension: object,
+    message: str,
+    detail: str,
+) -> None:
+    """Record and raise a ``TypeError(message)`` unless the factory built an :class:`Extension`."""
+    if not isinstance(extension, Extension):
+        error = TypeError(message)
+        probes.crashes.append(Crash(side, type(inner).__name__, method, error, detail))
+        raise error
+
+
 class ObservedClientFactory(ClientExtensionFactory):
     """A client factory under test, observed; it may offer rewritten parameters.
 
@@ -273,36 +313,25 @@ class ObservedClientFactory(ClientExtensionFactory):
     ) -> Extension:
         """Let the user's factory build the extension; observe it."""
         answer = describe_offer(self.name, parameters)
-        try:
-            extension = _call(
-                self.inner.process_response_params, list(parameters), accepted_extensions
-            )
-        except NegotiationError as exc:
-            self.probes.refusals.append(("client", answer, exc))
-            raise
-        except Exception as exc:
-            self.probes.crashes.append(
-                Crash(
-                    "client",
-                    type(self.inner).__name__,
-                    "process_response_params",
-                    exc,
-                    f"the answer {answer!r}",
-                )
-            )
-            raise
-        if not isinstance(extension, Extension):
-            error = TypeError(f"returned {extension!r}, not an Extension")
-            self.probes.crashes.append(
-                Crash(
-                    "client",
-                    type(self.inner).__name__,
-                    "process_response_params",
-                    error,
-                    f"the answer {answer!r}",
-                )
-            )
-            raise error
+        extension = _negotiate(
+            self.probes,
+            "client",
+            self.inner,
+            "process_response_params",
+            parameters,
+            accepted_extensions,
+            answer,
+            f"the answer {answer!r}",
+        )
+        _check_extension(
+            self.probes,
+            "client",
+            self.inner,
+            "process_response_params",
+            extension,
+            f"returned {extension!r}, not an Extension",
+            f"the answer {answer!r}",
+        )
         return self.probes.observe(extension, "client")
 
 
@@ -330,36 +359,25 @@ class ObservedServerFactory(ServerExtensionFactory):
     ) -> tuple[list[ExtensionParameter], Extension]:
         """Let the user's factory answer the offer; observe the extension it builds."""
         offer = describe_offer(self.name, parameters)
-        try:
-            response, extension = _call(
-                self.inner.process_request_params, list(parameters), accepted_extensions
-            )
-        except NegotiationError as exc:
-            self.probes.refusals.append(("server", offer, exc))
-            raise
-        except Exception as exc:
-            self.probes.crashes.append(
-                Crash(
-                    "server",
-                    type(self.inner).__name__,
-                    "process_request_params",
-                    exc,
-                    f"the offer {offer!r}",
-                )
-            )
-            raise
-        if not isinstance(extension, Extension):
-            error = TypeError(f"returned {extension!r} as the extension, not an Extension")
-            self.probes.crashes.append(
-                Crash(
-                    "server",
-                    type(self.inner).__name__,
-                    "process_request_params",
-                    error,
-                    f"the offer {offer!r}",
-                )
-            )
-            raise error
+        response, extension = _negotiate(
+            self.probes,
+            "server",
+            self.inner,
+            "process_request_params",
+            parameters,
+            accepted_extensions,
+            offer,
+            f"the offer {offer!r}",
+        )
+        _check_extension(
+            self.probes,
+            "server",
+            self.inner,
+            "process_request_params",
+            extension,
+            f"returned {extension!r} as the extension, not an Extension",
+            f"the offer {offer!r}",
+        )
         response = list(response)
         if self.rewrite is not None:
             response = self.rewrite(response)

@@ -175,6 +175,18 @@ async def control(
         await read()
 
 
+def serve_options(configuration: Configuration, factory: Callable[..., object]) -> dict[str, Any]:
+    """A server's keywords for ``configuration``, with that library's deflate ``factory``.
+
+    ``no_context_takeover``: only the factory that asks for it (the library's
+    default compression off, so that it is not added twice); otherwise the
+    library's defaults.
+    """
+    if configuration == "no_context_takeover":
+        return {"extensions": [factory(server_no_context_takeover=True)], "compression": None}
+    return {}
+
+
 # -- trio_wsext --------------------------------------------------------------------------
 
 
@@ -198,13 +210,7 @@ async def serve_trio_wsext(
         finally:
             connections.discard(ws)
 
-    if configuration == "no_context_takeover":
-        options: dict[str, Any] = {
-            "extensions": [ServerPerMessageDeflateFactory(server_no_context_takeover=True)],
-            "compression": None,
-        }
-    else:
-        options = {}
+    options = serve_options(configuration, ServerPerMessageDeflateFactory)
 
     async def phase() -> dict[str, Any]:
         targets = list(connections)
@@ -271,13 +277,7 @@ async def serve_websockets_asyncio(
         finally:
             connections.discard(ws)
 
-    if configuration == "no_context_takeover":
-        options: dict[str, Any] = {
-            "extensions": [ServerPerMessageDeflateFactory(server_no_context_takeover=True)],
-            "compression": None,
-        }
-    else:
-        options = {}
+    options = serve_options(configuration, ServerPerMessageDeflateFactory)
 
     async def phase() -> dict[str, Any]:
         targets = list(connections)
@@ -333,13 +333,7 @@ async def serve_websockets_trio(
         finally:
             connections.discard(ws)
 
-    if configuration == "no_context_takeover":
-        options: dict[str, Any] = {
-            "extensions": [ServerPerMessageDeflateFactory(server_no_context_takeover=True)],
-            "compression": None,
-        }
-    else:
-        options = {}
+    options = serve_options(configuration, ServerPerMessageDeflateFactory)
 
     async def phase() -> dict[str, Any]:
         targets = list(connections)

@@ -24,7 +24,7 @@ from ..exceptions import ConnectionClosed
 from ..frames import CloseCode
 from ..server import WebSocketRequest, WebSocketServer, serve_websocket
 
-__all__ = ["SHUTDOWN_TIMEOUT", "describe_extensions", "serve_echo"]
+__all__ = ["SHUTDOWN_TIMEOUT", "describe_extensions", "echo_messages", "serve_echo"]
 
 #: Seconds a graceful shutdown waits for the closing handshakes of the open
 #: connections: a peer on the same machine answers in milliseconds, and an
@@ -83,25 +83,10 @@ async def serve_echo(
     async def handler(request: WebSocketRequest) -> None:
         ws = await request.accept()
         connections.add(ws)
-        peer = _endpoint(request.remote)
-        if logger is not None:
-            logger.info(
-                "%s connected to %s, extensions: %s", peer, ws.path, describe_extensions(ws)
-            )
         try:
-            async for message in ws:
-                await ws.send_message(message)
-        except ConnectionClosed:
-            pass  # ws.closed says why; logged below
+            await echo_messages(ws, request.remote, logger)
         finally:
             connections.discard(ws)
-            if logger is not None:
-                logger.info(
-                    "%s closed: %s; %d messages echoed",
-                    peer,
-                    ws.closed or "cancelled",
-                    ws.statistics().messages_sent,
-                )
 
     async with trio.open_nursery() as handlers:
         async with trio.open_nursery() as listening:
@@ -127,6 +112,32 @@ async def serve_echo(
                 for ws in connections:
                     closing.start_soon(ws.aclose, CloseCode.GOING_AWAY, "server shutting down")
         handlers.cancel_scope.cancel()
+
+
+async def echo_messages(
+    ws: WebSocketConnection, remote: object, logger: logging.Logger | None
+) -> None:
+    """Send every message back until the connection closes; log its start and end.
+
+    ``serve``'s echo, in one process or in each worker. The close reason (or
+    ``cancelled``) and the count of messages echoed go to ``logger``.
+    """
+    peer = _endpoint(remote)
+    if logger is not None:
+        logger.info("%s connected to %s, extensions: %s", peer, ws.path, describe_extensions(ws))
+    try:
+        async for message in ws:
+            await ws.send_message(message)
+    except ConnectionClosed:
+        pass  # ws.closed says why; logged below
+    finally:
+        if logger is not None:
+            logger.info(
+                "%s closed: %s; %d messages echoed",
+                peer,
+                ws.closed or "cancelled",
+                ws.statistics().messages_sent,
+            )
 
 
 def _endpoint(address: object) -> str:

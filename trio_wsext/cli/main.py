@@ -28,14 +28,14 @@ from typing import Final
 import trio
 
 from .. import __version__
-from ..exceptions import ConnectionClosed, WebSocketError
+from ..exceptions import WebSocketError
 from ..server import WebSocketRequest, WebSocketServer
 from ..targets import parse_url
 from ..workers import WorkerPool, server_ssl_context
 from .bench import format_bench_table, results_as_json, run_bench
 from .console import run_console
 from .demo import run_demo
-from .echo import SHUTDOWN_TIMEOUT, describe_extensions, serve_echo
+from .echo import SHUTDOWN_TIMEOUT, echo_messages, serve_echo
 
 __all__ = ["CommandError", "build_parser", "echo_in_worker", "main", "set_up_worker_logging"]
 
@@ -412,26 +412,8 @@ def set_up_worker_logging() -> None:
 
 async def echo_in_worker(request: WebSocketRequest) -> None:
     """Echo every message, logging each connection as ``serve`` does: a worker's handler."""
-    logger = logging.getLogger(SERVE_LOGGER)
     ws = await request.accept()
-    remote = request.remote
-    peer = str(remote)
-    if not isinstance(remote, str):
-        address = str(remote.address)
-        peer = f"[{address}]:{remote.port}" if ":" in address else f"{address}:{remote.port}"
-    logger.info("%s connected to %s, extensions: %s", peer, ws.path, describe_extensions(ws))
-    try:
-        async for message in ws:
-            await ws.send_message(message)
-    except ConnectionClosed:
-        pass  # ws.closed says why; logged below
-    finally:
-        logger.info(
-            "%s closed: %s; %d messages echoed",
-            peer,
-            ws.closed or "cancelled",
-            ws.statistics().messages_sent,
-        )
+    await echo_messages(ws, request.remote, logging.getLogger(SERVE_LOGGER))
 
 
 def _connect(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
